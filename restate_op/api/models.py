@@ -1,0 +1,260 @@
+"""pydantic models of ``restate.dev/v1`` RestateCluster: the single source of truth.
+
+The CRD (``crd/restateclusters.yaml``), the chart's copy of it and ``crd/RestateCluster.pkl``
+are generated from these models by ``python -m restate_op generate``. Field names follow the
+upstream Rust operator so that its manifests apply unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from restate_op.api.kube_types import (
+    EnvVar,
+    KubeModel,
+    KubeObject,
+    LocalObjectReference,
+    NetworkEgressRule,
+    NetworkPolicyPeer,
+    PodDNSConfig,
+    ResourceRequirements,
+    SecretKeyRef,
+    StringMap,
+    Toleration,
+)
+
+DEFAULT_REPLICAS = 1
+DEFAULT_TERMINATION_GRACE_SECONDS = 60
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def _atomic(**extra: Any) -> Any:
+    """Field metadata for a list the API server must treat as one value (replaced whole)."""
+    return Field(default=None, json_schema_extra={"x-kubernetes-list-type": "atomic", **extra})
+
+
+def _cel(rule: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message, **extra}]}
+
+
+class Compute(KubeModel):
+    """How the Restate pods run: image, size, scheduling and pod customisation."""
+
+    image: str = Field(description="Container image of Restate, e.g. restatedev/restate:1.7.")
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Number of Restate nodes (default 1). 0 hibernates the cluster.",
+        json_schema_extra={"format": "int32"},
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    image_pull_secrets: list[LocalObjectReference] | None = None
+    env: Annotated[
+        list[EnvVar] | None,
+        Field(
+            description="Environment of the restate container; overrides operator defaults by name.",
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        ),
+    ] = None
+    resources: ResourceRequirements | None = None
+    dns_policy: Literal["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"] | None = None
+    dns_config: PodDNSConfig | None = None
+    tolerations: list[Toleration] | None = None
+    node_selector: Annotated[
+        StringMap | None, Field(json_schema_extra={"x-kubernetes-map-type": "atomic"})
+    ] = None
+    affinity: KubeObject | None = None
+    topology_spread_constraints: list[KubeObject] | None = None
+    priority_class_name: str | None = None
+    annotations: StringMap | None = Field(
+        default=None, description="Pod template annotations; operator annotations win."
+    )
+    labels: StringMap | None = Field(
+        default=None, description="Pod template labels; operator labels win."
+    )
+    command: list[str] | None = None
+    args: list[str] | None = None
+    lifecycle: KubeObject | None = None
+    sidecars: list[KubeObject] | None = Field(
+        default=None, description="Native sidecars: init containers with restartPolicy Always."
+    )
+    termination_grace_period_seconds: int | None = Field(
+        default=None, ge=0, json_schema_extra={"format": "int64"}
+    )
+    extra_volumes: list[KubeObject] | None = None
+    extra_volume_mounts: list[KubeObject] | None = None
+
+    @property
+    def desired_replicas(self) -> int:
+        return DEFAULT_REPLICAS if self.replicas is None else self.replicas
+
+
+class Storage(KubeModel):
+    """The data volume of every Restate node."""
+
+    storage_request_bytes: int = Field(
+        ge=1,
+        description="Size of each node's volume in bytes. May grow (online), never shrink.",
+        json_schema_extra={
+            "format": "int64",
+            **_cel("self >= oldSelf", "storageRequestBytes cannot be decreased"),
+        },
+    )
+    storage_class_name: str | None = Field(
+        default=None,
+        description="StorageClass of the volumes (cluster default when unset). Immutable.",
+        json_schema_extra=_cel("self == oldSelf", "storageClassName is immutable"),
+    )
+    volume_attributes_class_name: str | None = None
+
+
+class SigningKeySecretProvider(KubeModel):
+    provider: str
+    parameters: StringMap | None = None
+    path: str
+
+
+class RequestSigningPrivateKey(KubeModel):
+    """Key Restate signs requests to services with; exactly one source."""
+
+    version: Literal["v1"]
+    secret: SecretKeyRef | None = None
+    secret_provider: SigningKeySecretProvider | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> RequestSigningPrivateKey:
+        if (self.secret is None) == (self.secret_provider is None):
+            raise ValueError("set exactly one of secret or secretProvider")
+        return self
+
+
+class NetworkPeers(KubeModel):
+    """Who may connect. Absent: nobody. ``[]``: everybody (not recommended)."""
+
+    ingress: list[NetworkPolicyPeer] | None = _atomic()
+    admin: list[NetworkPolicyPeer] | None = _atomic()
+    node: list[NetworkPolicyPeer] | None = _atomic()
+    metrics: list[NetworkPolicyPeer] | None = _atomic(
+        description="Deprecated alias of node, used when node is unset."
+    )
+
+    @property
+    def node_peers(self) -> list[NetworkPolicyPeer] | None:
+        return self.node if self.node is not None else self.metrics
+
+
+class Security(KubeModel):
+    """Annotations, cloud identity and network fencing of the cluster."""
+
+    service_annotations: StringMap | None = None
+    service_account_annotations: StringMap | None = None
+    aws_pod_identity_association_role_arn: str | None = None
+    aws_pod_security_groups: list[str] | None = None
+    network_peers: NetworkPeers | None = None
+    network_egress_rules: list[NetworkEgressRule] | None = None
+    disable_network_policies: bool | None = None
+    allow_operator_access_to_admin: bool | None = None
+    request_signing_private_key: RequestSigningPrivateKey | None = None
+    trusted_ca_certs: list[SecretKeyRef] | None = None
+
+    @property
+    def network_policies_enabled(self) -> bool:
+        return not self.disable_network_policies
+
+    @property
+    def operator_may_reach_admin(self) -> bool:
+        return self.allow_operator_access_to_admin is not False
+
+
+class ClusterOptions(KubeModel):
+    auto_provision: bool | None = Field(
+        default=None,
+        description="The operator provisions the Restate cluster once (nodes must not self-provision).",
+    )
+
+
+class RestateClusterSpec(KubeModel):
+    compute: Compute
+    storage: Storage
+    security: Security | None = None
+    cluster_name: str | None = Field(
+        default=None, description="Restate cluster name (RESTATE_CLUSTER_NAME); default: object name."
+    )
+    config: str | None = Field(default=None, description="Restate configuration file (TOML).")
+    cluster: ClusterOptions | None = None
+
+    @property
+    def security_or_default(self) -> Security:
+        return self.security or Security()
+
+    @property
+    def auto_provision(self) -> bool:
+        return bool(self.cluster and self.cluster.auto_provision)
+
+
+class Condition(KubeModel):
+    """A Kubernetes API convention condition (``kubectl wait --for=condition=Ready``)."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
+
+
+class StorageStatus(KubeModel):
+    requested_bytes: int | None = Field(default=None, json_schema_extra={"format": "int64"})
+    current_bytes: int | None = Field(
+        default=None,
+        description="Smallest capacity among the cluster's volumes.",
+        json_schema_extra={"format": "int64"},
+    )
+    capacity: str | None = Field(default=None, description="currentBytes, human-readable.")
+
+
+class RestateClusterStatus(KubeModel):
+    phase: Literal["Pending", "Provisioning", "Expanding", "Ready", "Degraded"] | None = None
+    observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
+    conditions: Annotated[
+        list[Condition] | None,
+        Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+    ] = None
+    replicas: int | None = Field(default=None, json_schema_extra={"format": "int32"})
+    ready_replicas: int | None = Field(default=None, json_schema_extra={"format": "int32"})
+    replica_summary: str | None = Field(default=None, description="ready/desired, for kubectl get.")
+    storage: StorageStatus | None = None
+    provisioned: bool | None = None
+    message: str | None = None
+
+
+class ObjectMeta(KubeModel):
+    """The part of metadata the operator reads."""
+
+    name: str
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+    labels: StringMap | None = None
+    annotations: StringMap | None = None
+    deletion_timestamp: str | None = None
+
+
+class RestateCluster(KubeModel):
+    """A Restate cluster: one Namespace of the same name holding everything it needs."""
+
+    api_version: Literal["restate.dev/v1"] = "restate.dev/v1"
+    kind: Literal["RestateCluster"] = "RestateCluster"
+    metadata: ObjectMeta
+    spec: RestateClusterSpec
+    status: RestateClusterStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def restate_cluster_name(self) -> str:
+        return self.spec.cluster_name or self.metadata.name
