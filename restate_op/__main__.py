@@ -1,4 +1,4 @@
-"""Command line: ``run`` the operator, ``generate`` its artefacts, ``dev`` a local playground."""
+"""Command line: ``run`` the operator, ``generate`` its artefacts."""
 
 from __future__ import annotations
 
@@ -93,10 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_run_flags(run)
     gen = sub.add_parser("generate", help="write the CRD, Pkl template and state diagram")
     gen.add_argument("--check", action="store_true", help="fail if a checked-in copy is stale")
-    dev = sub.add_parser("dev", help="start a local control plane, the operator and an example")
-    dev.add_argument("--kubeconfig", default=None,
-                     help="use this cluster instead of starting a local control plane")
-    dev.add_argument("--example", default="examples/cluster.yaml")
     args = parser.parse_args(argv)
 
     if args.command == "generate":
@@ -111,15 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {path}")
         return 0
     if args.command == "run":
+        import warnings
+
         from restate_op.logs import setup_logging
+
+        # kr8s warns about API server versions newer than it was tested with; we test them.
+        warnings.filterwarnings("ignore", message="Kubernetes version .* is not supported")
 
         setup_logging(args.log_level, args.log_format)
         asyncio.run(run_operator(args))
         return 0
-    if args.command == "dev":
-        from restate_op.dev import run_dev
-
-        return asyncio.run(run_dev(args.kubeconfig, args.example))
     return 2
 
 

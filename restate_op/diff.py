@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from restate_op.quantity import InvalidQuantity, parse_quantity
@@ -38,8 +39,8 @@ def contains(live: Any, desired: Any) -> bool:
     element with equal length (order is meaningful in pod specs); scalars by value, with
     quantities compared numerically and ints equal to their decimal strings.
     """
-    if isinstance(desired, dict):
-        if not isinstance(live, dict):
+    if isinstance(desired, Mapping):
+        if not isinstance(live, Mapping):
             return False
         return all(k in live and contains(live[k], v) for k, v in desired.items())
     if isinstance(desired, list):
@@ -62,6 +63,6 @@ def _same_scalar(live: Any, desired: Any) -> bool:
     return False
 
 
-def up_to_date(live: dict[str, Any] | None, desired: dict[str, Any]) -> bool:
+def up_to_date(live: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
     """Whether applying ``desired`` (hash-annotated) over ``live`` would change nothing."""
     return live is not None and contains(live, desired)

@@ -17,7 +17,7 @@ ReadinessProbe = Callable[[], tuple[bool, dict[str, object]]]
 class HealthServer:
     """``/healthz`` (process alive), ``/readyz`` (leader or healthy standby), ``/metrics``."""
 
-    def __init__(self, host: str, port: int, readiness: ReadinessProbe) -> None:
+    def __init__(self, host: str | None, port: int, readiness: ReadinessProbe) -> None:
         self.host = host
         self.port = port
         self.readiness = readiness

@@ -90,7 +90,7 @@ class Operator:
         self.client = client
         self.settings = settings
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
-        self.queue: WorkQueue = WorkQueue()
+        self.queue: WorkQueue[str] = WorkQueue()
         self.capabilities = Capabilities()
         self.crds_ready = False
         self.is_leader = False
@@ -100,7 +100,8 @@ class Operator:
         self.recorder = EventRecorder(client, reporting_controller="restate-operator",
                                       reporting_instance=self.identity,
                                       namespace=settings.operator_namespace)
-        self.http = HealthServer("::", settings.http_port, self._readiness)
+        # host None: every interface, IPv4 and IPv6 (upstream binds [::]).
+        self.http = HealthServer(None, settings.http_port, self._readiness)
 
     # -- readiness ---------------------------------------------------------------------
 
@@ -230,7 +231,7 @@ class Operator:
         await self._stopping.wait()
 
     def _lost_lead(self) -> None:
-        if self.is_leader:
+        if self.is_leader and not self._stopping.is_set():
             log.error("lost the leader Lease; exiting so a fresh process starts as standby")
             # Workers may be mid-write with stale authority; the safest recovery is restart.
             os._exit(1)
@@ -275,7 +276,8 @@ class Operator:
         """Graceful shutdown: let reconciles in flight finish, take no new keys."""
         self.queue.shutdown()
         if self._workers:
-            await asyncio.wait(self._workers, timeout=30)
+            # Stay well inside the pod's termination grace period (30 s by default).
+            await asyncio.wait(self._workers, timeout=20)
             for task in self._workers:
                 task.cancel()
 

@@ -55,7 +55,7 @@ def build_conditions(definition: MachineDefinition, verdict: Verdict, figures: F
         before = old.get(ctype)
         moved = before is None or before.status != status
         conditions.append(Condition(
-            type=ctype, status=status,  # type: ignore[arg-type]
+            type=ctype, status=status,
             reason=reason, message=message,
             last_transition_time=now if moved or before is None else before.last_transition_time,
             observed_generation=generation,

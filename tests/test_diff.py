@@ -3,8 +3,12 @@ from restate_op.diff import DESIRED_HASH_ANNOTATION, contains, desired_hash, wit
 
 def test_live_with_server_defaults_contains_desired() -> None:
     desired = {"spec": {"ports": [{"port": 8080, "name": "ingress"}]}}
-    live = {"spec": {"ports": [{"port": 8080, "name": "ingress", "protocol": "TCP"}],
-                     "clusterIP": "10.0.0.1"}}
+    live = {
+        "spec": {
+            "ports": [{"port": 8080, "name": "ingress", "protocol": "TCP"}],
+            "clusterIP": "10.0.0.1",
+        }
+    }
     assert contains(live, desired)
 
 
@@ -31,5 +35,7 @@ def test_hash_annotation_is_stable_and_excludes_itself() -> None:
     assert annotated["metadata"]["annotations"][DESIRED_HASH_ANNOTATION] == desired_hash(manifest)
     assert annotated["metadata"]["annotations"]["a"] == "b"
     assert with_desired_hash(manifest) == annotated
-    assert "annotations" in manifest["metadata"] and DESIRED_HASH_ANNOTATION not in \
-        manifest["metadata"]["annotations"]
+    assert (
+        "annotations" in manifest["metadata"]
+        and DESIRED_HASH_ANNOTATION not in manifest["metadata"]["annotations"]
+    )

@@ -11,8 +11,9 @@ def test_checked_in_artefacts_are_fresh() -> None:
 
 def test_generated_set_covers_crd_pkl_chart_and_diagram() -> None:
     names = {p.name for p in artefacts()}
-    assert names == {"restateclusters.yaml", "RestateCluster.pkl", "restatecluster.md"}
-    assert len(artefacts()) == 4
+    assert names == {"restateclusters.yaml", "RestateCluster.pkl", "restatecluster.md",
+                     "_rbac.tpl"}
+    assert len(artefacts()) == 5
 
 
 def test_crd_has_cel_rules_printer_columns_and_status() -> None:
@@ -20,11 +21,18 @@ def test_crd_has_cel_rules_printer_columns_and_status() -> None:
     version = crd["spec"]["versions"][0]
     schema = version["schema"]["openAPIV3Schema"]
     storage = schema["properties"]["spec"]["properties"]["storage"]["properties"]
-    assert storage["storageRequestBytes"]["x-kubernetes-validations"][0]["rule"] == \
-        "self >= oldSelf"
+    assert (
+        storage["storageRequestBytes"]["x-kubernetes-validations"][0]["rule"] == "self >= oldSelf"
+    )
     assert storage["storageClassName"]["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == \
-        ["Phase", "Ready", "Replicas", "Storage", "Age", "Message"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Phase",
+        "Ready",
+        "Replicas",
+        "Storage",
+        "Age",
+        "Message",
+    ]
     assert version["subresources"] == {"status": {}}
     assert crd["spec"]["scope"] == "Cluster" and crd["spec"]["names"]["shortNames"] == ["rsc"]
 
@@ -32,8 +40,9 @@ def test_crd_has_cel_rules_printer_columns_and_status() -> None:
 def test_schema_is_structural() -> None:
     def walk(node: object) -> None:
         if isinstance(node, dict):
-            assert "$ref" not in node and "anyOf" not in node or \
-                node.get("x-kubernetes-int-or-string")
+            assert (
+                ("$ref" not in node and "anyOf" not in node) or node.get("x-kubernetes-int-or-string")
+            )
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):

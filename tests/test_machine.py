@@ -17,13 +17,23 @@ from restate_op.machine import (
 )
 
 ALLOWED: set[tuple[str, str]] = {
-    ("Pending", "Provisioning"), ("Expanding", "Provisioning"), ("Ready", "Provisioning"),
+    ("Pending", "Provisioning"),
+    ("Expanding", "Provisioning"),
+    ("Ready", "Provisioning"),
     ("Degraded", "Provisioning"),
-    ("Provisioning", "Expanding"), ("Ready", "Expanding"), ("Degraded", "Expanding"),
-    ("Provisioning", "Ready"), ("Expanding", "Ready"), ("Degraded", "Ready"),
-    ("Pending", "Degraded"), ("Provisioning", "Degraded"), ("Expanding", "Degraded"),
+    ("Provisioning", "Expanding"),
+    ("Ready", "Expanding"),
+    ("Degraded", "Expanding"),
+    ("Provisioning", "Ready"),
+    ("Expanding", "Ready"),
+    ("Degraded", "Ready"),
+    ("Pending", "Degraded"),
+    ("Provisioning", "Degraded"),
+    ("Expanding", "Degraded"),
     ("Ready", "Degraded"),
-    ("Provisioning", "Pending"), ("Expanding", "Pending"), ("Ready", "Pending"),
+    ("Provisioning", "Pending"),
+    ("Expanding", "Pending"),
+    ("Ready", "Pending"),
     ("Degraded", "Pending"),
 }
 

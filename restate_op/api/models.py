@@ -180,7 +180,10 @@ class RestateClusterSpec(KubeModel):
     storage: Storage
     security: Security | None = None
     cluster_name: str | None = Field(
-        default=None, description="Restate cluster name (RESTATE_CLUSTER_NAME); default: object name."
+        default=None,
+        description="Restate cluster name (RESTATE_CLUSTER_NAME); default: object name. "
+        "Immutable: nodes refuse to start under a changed cluster name.",
+        json_schema_extra=_cel("self == oldSelf", "clusterName is immutable"),
     )
     config: str | None = Field(default=None, description="Restate configuration file (TOML).")
     cluster: ClusterOptions | None = None

@@ -54,7 +54,7 @@ class _PklWriter:
             return name
         self.names.add(name)
         required = set(schema.get("required", []))
-        lines = []
+        lines: list[str] = []
         if schema.get("description"):
             lines.extend(f"/// {line}" for line in schema["description"].splitlines())
         lines.append(f"class {name} {{")
