@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, help="an existing cluster to use")
     parser.add_argument("--example", type=Path, default=REPO / "examples" / "cluster.yaml")
-    parser.add_argument("--once", action="store_true",
-                        help="exit once every cluster is Ready (for smoke tests)")
+    parser.add_argument(
+        "--once", action="store_true", help="exit once every cluster is Ready (for smoke tests)"
+    )
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
 
@@ -33,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     operator: OperatorProcess | None = None
     try:
         if args.kubeconfig is None:
-            print("starting a local control plane (etcd, kube-apiserver, "
-                  "kube-controller-manager, kube-scheduler, kwok)...", flush=True)
+            print(
+                "starting a local control plane (etcd, kube-apiserver, "
+                "kube-controller-manager, kube-scheduler, kwok)...",
+                flush=True,
+            )
             plane = ControlPlane(work_dir=workdir / "cluster")
             plane.start()
             kubeconfig = plane.kubeconfig
@@ -54,11 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + args.timeout
         while True:
             table = kubectl.run("get", "rsc", "-o", "wide", check=False).stdout
-            print(f"\x1b[2J\x1b[H{time.strftime('%H:%M:%S')}  kubeconfig: {kubeconfig}\n{table}",
-                  flush=True)
+            print(
+                f"\x1b[2J\x1b[H{time.strftime('%H:%M:%S')}  kubeconfig: {kubeconfig}\n{table}",
+                flush=True,
+            )
             if args.once:
-                phases = kubectl.run("get", "rsc", "-o",
-                                     "jsonpath={.items[*].status.phase}").stdout.split()
+                phases = kubectl.run(
+                    "get", "rsc", "-o", "jsonpath={.items[*].status.phase}"
+                ).stdout.split()
                 if phases and all(p == "Ready" for p in phases):
                     return 0
                 if time.monotonic() > deadline:

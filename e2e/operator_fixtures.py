@@ -38,7 +38,8 @@ def cluster_manifest(name: str, base: str = "baseline", **spec: Any) -> dict[str
 
 def phase_of(kubectl: Kubectl, name: str) -> str | None:
     obj = kubectl.get("restatecluster", name)
-    return (obj or {}).get("status", {}).get("phase")
+    phase = (obj or {}).get("status", {}).get("phase")
+    return str(phase) if phase is not None else None
 
 
 def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
@@ -48,8 +49,9 @@ def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
     raise AssertionError(f"no {ctype} condition in {obj.get('status')}")
 
 
-def wait_phase(kubectl: Kubectl, name: str, phase: str, timeout: float = 60,
-               reason: str | None = None) -> dict[str, Any]:
+def wait_phase(
+    kubectl: Kubectl, name: str, phase: str, timeout: float = 60, reason: str | None = None
+) -> dict[str, Any]:
     """Wait for ``status.phase`` (and the observed generation to be current)."""
 
     def reached() -> dict[str, Any] | None:
@@ -61,13 +63,15 @@ def wait_phase(kubectl: Kubectl, name: str, phase: str, timeout: float = 60,
             return None
         if status.get("observedGeneration") != obj["metadata"]["generation"]:
             return None
-        if reason is not None and condition(obj, "Degraded" if phase == "Degraded"
-                                            else "Progressing").get("reason") != reason:
+        if (
+            reason is not None
+            and condition(obj, "Degraded" if phase == "Degraded" else "Progressing").get("reason")
+            != reason
+        ):
             return None
         return obj
 
-    result: dict[str, Any] = wait_for(reached, timeout,
-                                      what=f"RestateCluster {name} phase {phase}")
+    result: dict[str, Any] = wait_for(reached, timeout, what=f"RestateCluster {name} phase {phase}")
     return result
 
 
@@ -79,17 +83,27 @@ def kubectl(kube: HasKubeconfig) -> Kubectl:
 @pytest.fixture(scope="session")
 def restate_crd(kubectl: Kubectl) -> None:
     kubectl.run("apply", "--server-side", "-f", str(REPO / "crd" / "restateclusters.yaml"))
-    kubectl.run("wait", "--for=condition=Established",
-                "crd/restateclusters.restate.dev", "--timeout=60s")
+    kubectl.run(
+        "wait", "--for=condition=Established", "crd/restateclusters.restate.dev", "--timeout=60s"
+    )
     if kubectl.get("namespace", OPERATOR_NAMESPACE) is None:
         kubectl.run("create", "namespace", OPERATOR_NAMESPACE)
 
 
-@pytest.fixture(scope="session")
-def operator(kube: HasKubeconfig, restate_crd: None,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """One operator for the session (tests that kill operators start their own)."""
-    proc = OperatorProcess(kube.kubeconfig, tmp_path_factory.mktemp("operator")).start()
+@pytest.fixture(scope="module")
+def operator(
+    kube: HasKubeconfig,
+    restate_crd: None,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """One operator per test module, started with the module's ``OPERATOR_ARGS``.
+
+    Module scope lets a module start the operator with other flags (say the Pod Identity
+    cluster) without two operators fighting over the same clusters.
+    """
+    args = list(getattr(request.module, "OPERATOR_ARGS", ()))
+    proc = OperatorProcess(kube.kubeconfig, tmp_path_factory.mktemp("operator"), args=args).start()
     try:
         proc.wait_ready()
         yield proc

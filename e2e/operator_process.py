@@ -34,11 +34,17 @@ class Kubectl:
         self.binary = binary
         self.kubeconfig = kubeconfig
 
-    def run(self, *args: str, stdin: str | None = None, check: bool = True,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [str(self.binary), "--kubeconfig", str(self.kubeconfig), *args],
-            input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc
@@ -56,14 +62,19 @@ class Kubectl:
         result: dict[str, Any] = json.loads(proc.stdout)
         return result
 
-    def apply(self, manifest: Mapping[str, Any] | str, *extra: str,
-              check: bool = True) -> subprocess.CompletedProcess[str]:
+    def apply(
+        self, manifest: Mapping[str, Any] | str, *extra: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         text = manifest if isinstance(manifest, str) else json.dumps(manifest)
         return self.run("apply", "-f", "-", *extra, stdin=text, check=check)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.25,
-             what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 60,
+    interval: float = 0.25,
+    what: str = "condition",
+) -> Any:
     """Poll until ``predicate`` returns a truthy value; fail with ``what`` on time-out."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -78,8 +89,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float 
 class OperatorProcess:
     """``python -m restate_op run`` as a child process with its own log file."""
 
-    def __init__(self, kubeconfig: Path, workdir: Path, *, name: str = "operator",
-                 args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        workdir: Path,
+        *,
+        name: str = "operator",
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.name = name
@@ -94,10 +112,28 @@ class OperatorProcess:
         log = self.log_path.open("ab")
         env = {**os.environ, **self.env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "restate_op", "run", "--kubeconfig", str(self.kubeconfig),
-             "--http-port", str(self.port), "--operator-namespace", "restate-operator",
-             "--lease-duration", "4", "--lease-renew", "1", *self.args],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "restate_op",
+                "run",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--http-port",
+                str(self.port),
+                "--operator-namespace",
+                "restate-operator",
+                "--lease-duration",
+                "4",
+                "--lease-renew",
+                "1",
+                *self.args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+        )
         log.close()
         return self
 
@@ -115,6 +151,7 @@ class OperatorProcess:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"operator exited ({self.proc.returncode}):\n{self.logs()}")
             return self.http("/readyz")[0] == 200
+
         wait_for(ready, timeout, what=f"{self.name} /readyz")
 
     @property

@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
+import warnings
 from collections.abc import Sequence
 
+from restate_op.generate import stale_artefacts, write_artefacts
+from restate_op.kube.client import KubeClient
+from restate_op.logs import setup_logging
+from restate_op.runtime import Operator
 from restate_op.settings import OperatorSettings
 
 
@@ -21,38 +27,50 @@ def _flag_bool(value: str) -> bool:
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     defaults = OperatorSettings()
-    parser.add_argument("--kubeconfig", default=_env("KUBECONFIG"),
-                        help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
-    parser.add_argument("--aws-pod-identity-association-cluster",
-                        default=_env("AWS_POD_IDENTITY_ASSOCIATION_CLUSTER"),
-                        help="EKS cluster name; enables PodIdentityAssociations")
-    parser.add_argument("--operator-namespace",
-                        default=_env("OPERATOR_NAMESPACE", defaults.operator_namespace))
-    parser.add_argument("--operator-label-name",
-                        default=_env("OPERATOR_LABEL_NAME", defaults.operator_label_name))
-    parser.add_argument("--operator-label-value",
-                        default=_env("OPERATOR_LABEL_VALUE", defaults.operator_label_value))
+    parser.add_argument(
+        "--kubeconfig",
+        default=_env("KUBECONFIG"),
+        help="kubeconfig file (default: in-cluster, then $KUBECONFIG)",
+    )
+    parser.add_argument(
+        "--aws-pod-identity-association-cluster",
+        default=_env("AWS_POD_IDENTITY_ASSOCIATION_CLUSTER"),
+        help="EKS cluster name; enables PodIdentityAssociations",
+    )
+    parser.add_argument(
+        "--operator-namespace", default=_env("OPERATOR_NAMESPACE", defaults.operator_namespace)
+    )
+    parser.add_argument(
+        "--operator-label-name", default=_env("OPERATOR_LABEL_NAME", defaults.operator_label_name)
+    )
+    parser.add_argument(
+        "--operator-label-value",
+        default=_env("OPERATOR_LABEL_VALUE", defaults.operator_label_value),
+    )
     parser.add_argument("--cluster-dns", default=_env("CLUSTER_DNS", defaults.cluster_dns))
     parser.add_argument("--canary-image", default=_env("CANARY_IMAGE", defaults.canary_image))
-    parser.add_argument("--concurrency", type=int,
-                        default=int(_env("CONCURRENCY", str(defaults.concurrency)) or 8))
-    parser.add_argument("--leader-elect", type=_flag_bool,
-                        default=_flag_bool(_env("LEADER_ELECT", "true") or "true"))
+    parser.add_argument(
+        "--concurrency", type=int, default=int(_env("CONCURRENCY", str(defaults.concurrency)) or 8)
+    )
+    parser.add_argument(
+        "--leader-elect",
+        type=_flag_bool,
+        default=_flag_bool(_env("LEADER_ELECT", "true") or "true"),
+    )
     parser.add_argument("--lease-name", default=_env("LEASE_NAME", defaults.lease_name))
-    parser.add_argument("--lease-duration", type=float,
-                        default=float(_env("LEASE_DURATION", "15") or 15))
-    parser.add_argument("--lease-renew", type=float,
-                        default=float(_env("LEASE_RENEW", "5") or 5))
+    parser.add_argument(
+        "--lease-duration", type=float, default=float(_env("LEASE_DURATION", "15") or 15)
+    )
+    parser.add_argument("--lease-renew", type=float, default=float(_env("LEASE_RENEW", "5") or 5))
     parser.add_argument("--resync", type=float, default=float(_env("RESYNC_SECONDS", "300") or 300))
     parser.add_argument("--http-port", type=int, default=int(_env("HTTP_PORT", "8080") or 8080))
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
-    parser.add_argument("--log-format", choices=("json", "text"),
-                        default=_env("LOG_FORMAT", "json"))
+    parser.add_argument(
+        "--log-format", choices=("json", "text"), default=_env("LOG_FORMAT", "json")
+    )
 
 
 def settings_from(args: argparse.Namespace) -> OperatorSettings:
-    import re
-
     if not re.fullmatch(r"[A-Za-z0-9.-]+", args.cluster_dns or ""):
         raise SystemExit(f"--cluster-dns {args.cluster_dns!r} must be a DNS domain")
     return OperatorSettings(
@@ -75,9 +93,6 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
 
 
 async def run_operator(args: argparse.Namespace) -> None:
-    from restate_op.kube.client import KubeClient
-    from restate_op.runtime import Operator
-
     settings = settings_from(args)
     client = await KubeClient.connect(args.kubeconfig, user_agent="restate-operator")
     try:
@@ -96,8 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "generate":
-        from restate_op.generate import stale_artefacts, write_artefacts
-
         if args.check:
             stale = stale_artefacts()
             for path in stale:
@@ -107,10 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {path}")
         return 0
     if args.command == "run":
-        import warnings
-
-        from restate_op.logs import setup_logging
-
         # kr8s warns about API server versions newer than it was tested with; we test them.
         warnings.filterwarnings("ignore", message="Kubernetes version .* is not supported")
 

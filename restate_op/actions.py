@@ -36,15 +36,20 @@ class Outcome:
     requeue_after: float | None = None
 
     def requeue(self, seconds: float) -> None:
-        self.requeue_after = seconds if self.requeue_after is None else min(
-            self.requeue_after, seconds)
+        self.requeue_after = (
+            seconds if self.requeue_after is None else min(self.requeue_after, seconds)
+        )
 
 
 class Actions:
     """Carries out a plan against the API server."""
 
-    def __init__(self, client: KubeClient, recorder: EventRecorder,
-                 provision: Callable[[str], Awaitable[Any]] = provision_cluster) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        recorder: EventRecorder,
+        provision: Callable[[str], Awaitable[Any]] = provision_cluster,
+    ) -> None:
         self.client = client
         self.recorder = recorder
         self._provision = provision
@@ -62,15 +67,14 @@ class Actions:
         if plan.apply:
             fault_point("after-apply-children")
 
-    async def delete_stale_children(self, obs: Observation, plan: Plan,
-                                    outcome: Outcome) -> None:
+    async def delete_stale_children(self, obs: Observation, plan: Plan, outcome: Outcome) -> None:
         for ref in plan.delete:
             kind = resources.kind_for(ref.api_version, ref.kind)
             fault_point(f"before-delete-{ref.kind}/{ref.name}")
-            await with_retries(self.client.delete, kind, ref.name, ref.namespace,
-                               propagation_policy="Background")
-            log.info("deleted stale %s/%s", ref.kind, ref.name,
-                     extra={"cluster": obs.cluster.name})
+            await with_retries(
+                self.client.delete, kind, ref.name, ref.namespace, propagation_policy="Background"
+            )
+            log.info("deleted stale %s/%s", ref.kind, ref.name, extra={"cluster": obs.cluster.name})
 
     async def expand_volumes(self, obs: Observation, plan: Plan, outcome: Outcome) -> None:
         """Grow the PVCs, then re-create the StatefulSet around them (pods untouched)."""
@@ -80,29 +84,47 @@ class Actions:
         namespace = obs.cluster.name
         for pvc in volumes.to_patch:
             fault_point("before-patch-pvc")
-            await with_retries(self.client.apply, {
-                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                "metadata": {"name": pvc, "namespace": namespace},
-                "spec": {"resources": {"requests": {"storage": str(volumes.requested_bytes)}}},
-            }, FIELD_MANAGER)
+            await with_retries(
+                self.client.apply,
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": pvc, "namespace": namespace},
+                    "spec": {"resources": {"requests": {"storage": str(volumes.requested_bytes)}}},
+                },
+                FIELD_MANAGER,
+            )
         if volumes.to_patch:
             fault_point("after-patch-pvcs")
-            await self.recorder.emit(dict(obs.raw), "Normal", "VolumesResized", "ExpandVolumes",
-                                     f"Requested {volumes.requested_bytes} bytes on "
-                                     f"{', '.join(volumes.to_patch)}")
+            await self.recorder.emit(
+                dict(obs.raw),
+                "Normal",
+                "VolumesResized",
+                "ExpandVolumes",
+                f"Requested {volumes.requested_bytes} bytes on {', '.join(volumes.to_patch)}",
+            )
         if volumes.template_outdated and volumes.statefulset_uid:
             # The claim template is immutable: delete the StatefulSet but orphan its pods and
             # PVCs, then re-create it with the new template; it re-adopts them by selector.
             # The uid precondition makes sure we never delete a StatefulSet we did not see.
-            await with_retries(self.client.delete, resources.STATEFUL_SET, "restate", namespace,
-                               propagation_policy="Orphan",
-                               uid_precondition=volumes.statefulset_uid)
+            await with_retries(
+                self.client.delete,
+                resources.STATEFUL_SET,
+                "restate",
+                namespace,
+                propagation_policy="Orphan",
+                uid_precondition=volumes.statefulset_uid,
+            )
             fault_point("after-orphan-delete")
-            await self.recorder.emit(dict(obs.raw), "Normal", "StatefulSetRecreated",
-                                     "ExpandVolumes",
-                                     "Deleted StatefulSet restate (pods and volumes orphaned, "
-                                     "not restarted) to re-create it with the larger claim "
-                                     "template")
+            await self.recorder.emit(
+                dict(obs.raw),
+                "Normal",
+                "StatefulSetRecreated",
+                "ExpandVolumes",
+                "Deleted StatefulSet restate (pods and volumes orphaned, "
+                "not restarted) to re-create it with the larger claim "
+                "template",
+            )
             outcome.requeue(0.5)
         elif volumes.resizing:
             outcome.requeue(5.0)
@@ -121,13 +143,15 @@ class Actions:
         result = await self._provision(node_address(namespace, obs.settings.cluster_dns))
         if result.provisioned:
             outcome.provisioned = True
-            await self.recorder.emit(dict(obs.raw), "Normal", "Provisioned", "Provision",
-                                     result.message)
+            await self.recorder.emit(
+                dict(obs.raw), "Normal", "Provisioned", "Provision", result.message
+            )
             outcome.requeue(0.0)
         else:
             outcome.messages.append(result.message)
-            await self.recorder.emit(dict(obs.raw), "Warning", "ProvisioningFailed", "Provision",
-                                     result.message)
+            await self.recorder.emit(
+                dict(obs.raw), "Warning", "ProvisioningFailed", "Provision", result.message
+            )
             outcome.requeue(5.0)
 
 
@@ -136,10 +160,12 @@ StateAction = Callable[[Actions, Observation, Plan, Outcome], Awaitable[None]]
 #: What each state does on entry and on every resync.
 STATE_ACTIONS: dict[Phase, tuple[StateAction, ...]] = {
     "Pending": (),
-    "Provisioning": (Actions.apply_children, Actions.delete_stale_children,
-                     Actions.provision_restate),
-    "Expanding": (Actions.apply_children, Actions.delete_stale_children,
-                  Actions.expand_volumes),
+    "Provisioning": (
+        Actions.apply_children,
+        Actions.delete_stale_children,
+        Actions.provision_restate,
+    ),
+    "Expanding": (Actions.apply_children, Actions.delete_stale_children, Actions.expand_volumes),
     "Ready": (Actions.apply_children, Actions.delete_stale_children),
     "Degraded": (Actions.apply_children, Actions.delete_stale_children),
 }

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 #: The cluster the current task is reconciling; set by the runtime around each reconcile.
 current_cluster: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "current_cluster", default=None)
+    "current_cluster", default=None
+)
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 

@@ -24,7 +24,6 @@ PHASES: tuple[Phase, ...] = ("Pending", "Provisioning", "Expanding", "Ready", "D
 STATES_FILE = Path(__file__).resolve().parent.parent / "states" / "restatecluster.yaml"
 
 
-
 @dataclass(frozen=True)
 class StateDefinition:
     name: Phase
@@ -68,14 +67,18 @@ def load_definition(path: Path | None = None) -> MachineDefinition:
     """Parse ``states/restatecluster.yaml`` (cached: it never changes at run time)."""
     raw: dict[str, Any] = yaml.safe_load((path or STATES_FILE).read_text())
     states = tuple(
-        StateDefinition(name=s["name"], description=" ".join(s["description"].split()),
-                        conditions=dict(s["conditions"]))
+        StateDefinition(
+            name=s["name"],
+            description=" ".join(s["description"].split()),
+            conditions=dict(s["conditions"]),
+        )
         for s in raw["states"]
     )
     names = {s.name for s in states}
     transitions = tuple(
-        TransitionDefinition(trigger=t["trigger"], source=tuple(t["source"]), dest=t["dest"],
-                             event=t["event"])
+        TransitionDefinition(
+            trigger=t["trigger"], source=tuple(t["source"]), dest=t["dest"], event=t["event"]
+        )
         for t in raw["transitions"]
     )
     for t in transitions:
@@ -119,16 +122,24 @@ class Lifecycle:
 
     state: Phase
 
-    def __init__(self, phase: Phase | None, run_actions: StateAction,
-                 definition: MachineDefinition | None = None) -> None:
+    def __init__(
+        self,
+        phase: Phase | None,
+        run_actions: StateAction,
+        definition: MachineDefinition | None = None,
+    ) -> None:
         self.definition = definition or load_definition()
         self._run_actions = run_actions
         self._machine = AsyncMachine(
             model=self,
             states=[s.name for s in self.definition.states],
             transitions=[
-                {"trigger": t.trigger, "source": list(t.source), "dest": t.dest,
-                 "after": "_entered"}
+                {
+                    "trigger": t.trigger,
+                    "source": list(t.source),
+                    "dest": t.dest,
+                    "after": "_entered",
+                }
                 for t in self.definition.transitions
             ]
             + [{"trigger": "resync", "source": "*", "dest": None, "after": "_resynced"}],

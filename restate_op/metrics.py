@@ -9,22 +9,45 @@ from prometheus_client import Counter, Gauge, Histogram
 
 @dataclass(frozen=True)
 class OperatorMetrics:
-    reconciles: Counter = field(default_factory=lambda: Counter(
-        "restate_operator_reconciliations_total", "Reconciles run, by result", ["result"]))
-    reconcile_errors: Counter = field(default_factory=lambda: Counter(
-        "restate_operator_reconciliation_errors_total",
-        "Failed reconciles, by error class (a fixed set)", ["error"]))
-    reconcile_duration: Histogram = field(default_factory=lambda: Histogram(
-        "restate_operator_reconcile_duration_seconds", "Duration of one reconcile",
-        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 15, 60)))
-    clusters: Gauge = field(default_factory=lambda: Gauge(
-        "restate_operator_clusters", "RestateClusters by phase", ["phase"]))
-    queue_depth: Gauge = field(default_factory=lambda: Gauge(
-        "restate_operator_workqueue_depth", "Cluster keys waiting to be reconciled"))
-    leader: Gauge = field(default_factory=lambda: Gauge(
-        "restate_operator_leader", "1 while this process holds the leader Lease"))
-    crd_missing: Gauge = field(default_factory=lambda: Gauge(
-        "restate_operator_crd_missing", "1 while a CRD the operator needs is missing", ["crd"]))
+    reconciles: Counter = field(
+        default_factory=lambda: Counter(
+            "restate_operator_reconciliations_total", "Reconciles run, by result", ["result"]
+        )
+    )
+    reconcile_errors: Counter = field(
+        default_factory=lambda: Counter(
+            "restate_operator_reconciliation_errors_total",
+            "Failed reconciles, by error class (a fixed set)",
+            ["error"],
+        )
+    )
+    reconcile_duration: Histogram = field(
+        default_factory=lambda: Histogram(
+            "restate_operator_reconcile_duration_seconds",
+            "Duration of one reconcile",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 15, 60),
+        )
+    )
+    clusters: Gauge = field(
+        default_factory=lambda: Gauge(
+            "restate_operator_clusters", "RestateClusters by phase", ["phase"]
+        )
+    )
+    queue_depth: Gauge = field(
+        default_factory=lambda: Gauge(
+            "restate_operator_workqueue_depth", "Cluster keys waiting to be reconciled"
+        )
+    )
+    leader: Gauge = field(
+        default_factory=lambda: Gauge(
+            "restate_operator_leader", "1 while this process holds the leader Lease"
+        )
+    )
+    crd_missing: Gauge = field(
+        default_factory=lambda: Gauge(
+            "restate_operator_crd_missing", "1 while a CRD the operator needs is missing", ["crd"]
+        )
+    )
 
 
 METRICS = OperatorMetrics()

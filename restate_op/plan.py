@@ -6,7 +6,6 @@ a phase and ``actions`` carries it out.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -104,7 +103,8 @@ def make_plan(obs: Observation) -> Plan:
     cluster = obs.cluster
     problems = tuple(restate_config.validate(cluster))
     ownership: NamespaceOwnership = namespace_ownership(
-        cluster, dict(obs.namespace) if obs.namespace is not None else None)
+        cluster, dict(obs.namespace) if obs.namespace is not None else None
+    )
     if problems or ownership == "conflict":
         return Plan(problems=problems, namespace=ownership)
 
@@ -136,8 +136,11 @@ def make_plan(obs: Observation) -> Plan:
             if canary != "failed":
                 desired.append(aws.desired_pia_canary_job(cluster, settings))
             pia_active = canary == "passed"
-    sgp = aws.desired_security_group_policy(cluster) if obs.capabilities.security_group_policy \
+    sgp = (
+        aws.desired_security_group_policy(cluster)
+        if obs.capabilities.security_group_policy
         else None
+    )
     if sgp is not None:
         desired.append(sgp)
 
@@ -145,13 +148,12 @@ def make_plan(obs: Observation) -> Plan:
     sts_live = obs.statefulset
     pod_annotations = aws.identity_pod_annotations(cluster, settings, pia_active, sgp is not None)
     statefulset = desired_statefulset(cluster, settings, pod_annotations)
-    if sts_live is not None:
-        # Claim templates are immutable: keep the live one. Growing it is the Expanding
+    live_size = _live_template_size(sts_live)
+    if live_size is not None:
+        # Claim templates are immutable: keep the live size. Growing it is the Expanding
         # state's job (orphan-delete and re-create), so other spec changes never wait on it.
-        live_templates = sts_live.get("spec", {}).get("volumeClaimTemplates")
-        if live_templates:
-            statefulset["spec"]["volumeClaimTemplates"] = [
-                _template_as_applied(t) for t in live_templates]
+        for template in statefulset["spec"].get("volumeClaimTemplates", []):
+            template["spec"]["resources"]["requests"]["storage"] = live_size
     held = identity_synced is not None and not pia_active and sts_live is None
     if not held:
         desired.append(statefulset)
@@ -160,10 +162,16 @@ def make_plan(obs: Observation) -> Plan:
     apply = tuple(m for m in desired if not up_to_date(_live_of(obs, m), m))
     desired_keys = {(m["kind"], m["metadata"]["name"]) for m in desired}
     delete = tuple(
-        ChildRef(str(obj.get("apiVersion", "")), kind, cluster.name, name,
-                 obj.get("metadata", {}).get("uid"))
+        ChildRef(
+            str(obj.get("apiVersion", "")),
+            kind,
+            cluster.name,
+            name,
+            obj.get("metadata", {}).get("uid"),
+        )
         for (kind, name), obj in sorted(obs.children.items())
-        if kind in PRUNABLE_KINDS and (kind, name) not in desired_keys
+        if kind in PRUNABLE_KINDS
+        and (kind, name) not in desired_keys
         and _prunable(kind, name, canary)
     )
     if canary == "failed":
@@ -181,7 +189,8 @@ def make_plan(obs: Observation) -> Plan:
         identity_synced=identity_synced,
         canary=canary,
         statefulset_held=held,
-        provisioning_due=restate_config.effective_auto_provision(cluster) and not provisioned
+        provisioning_due=restate_config.effective_auto_provision(cluster)
+        and not provisioned
         and cluster.spec.compute.desired_replicas > 0,
     )
 
@@ -199,20 +208,17 @@ def _live_of(obs: Observation, manifest: Mapping[str, Any]) -> Mapping[str, Any]
     return obs.child(manifest["kind"], manifest["metadata"]["name"])
 
 
-def _template_as_applied(template: Mapping[str, Any]) -> dict[str, Any]:
-    """A live claim template reduced to the fields the operator sets."""
-    spec = template.get("spec", {})
-    kept: dict[str, Any] = {
-        k: copy.deepcopy(spec[k])
-        for k in ("accessModes", "storageClassName", "volumeAttributesClassName", "resources")
-        if k in spec
-    }
-    resources = kept.get("resources", {})
-    if "requests" in resources:
-        kept["resources"] = {"requests": dict(resources["requests"])}
-    metadata = template.get("metadata", {})
-    return {"metadata": {k: metadata[k] for k in ("name", "labels") if k in metadata},
-            "spec": kept}
+def _live_template_size(sts: Mapping[str, Any] | None) -> str | None:
+    """The storage request of the live StatefulSet's ``storage`` claim template, as bytes."""
+    if sts is None:
+        return None
+    for template in sts.get("spec", {}).get("volumeClaimTemplates", []) or []:
+        if template.get("metadata", {}).get("name") == "storage":
+            size = _bytes(
+                template.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
+            )
+            return str(size) if size is not None else None
+    return None
 
 
 def _bytes(value: Any) -> int | None:
@@ -236,8 +242,9 @@ def _volume_plan(obs: Observation) -> VolumePlan:
             continue
         name = pvc["metadata"]["name"]
         class_name = class_name or pvc.get("spec", {}).get("storageClassName")
-        request = _bytes(pvc.get("spec", {}).get("resources", {}).get("requests", {})
-                         .get("storage"))
+        request = _bytes(
+            pvc.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
+        )
         if request is not None and request < requested:
             to_patch.append(name)
         status = pvc.get("status", {}) or {}
@@ -246,8 +253,11 @@ def _volume_plan(obs: Observation) -> VolumePlan:
             continue  # an unbound claim blocks nothing
         capacities.append(capacity)
         if capacity < requested:
-            kinds = tuple(c.get("type", "") for c in status.get("conditions", []) or []
-                          if c.get("status") == "True")
+            kinds = tuple(
+                c.get("type", "")
+                for c in status.get("conditions", []) or []
+                if c.get("status") == "True"
+            )
             resizing.append((name, kinds))
     sc = obs.storage_class(class_name)
     expandable = None if sc is None else bool(sc.get("allowVolumeExpansion"))
@@ -256,8 +266,9 @@ def _volume_plan(obs: Observation) -> VolumePlan:
     if sts is not None:
         for t in sts.get("spec", {}).get("volumeClaimTemplates", []) or []:
             if t.get("metadata", {}).get("name") == "storage":
-                size = _bytes(t.get("spec", {}).get("resources", {}).get("requests", {})
-                              .get("storage"))
+                size = _bytes(
+                    t.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
+                )
                 template_outdated = size is not None and size < requested
     return VolumePlan(
         requested_bytes=requested,
@@ -278,10 +289,12 @@ def _rollout(obs: Observation) -> Rollout:
         return Rollout(desired=desired, ready=0, updated=0, settled=False)
     status = sts.get("status", {}) or {}
     generation = sts.get("metadata", {}).get("generation", 0)
-    settled = (status.get("observedGeneration", 0) >= generation
-               and status.get("currentRevision") == status.get("updateRevision", status.get(
-                   "currentRevision"))
-               and status.get("replicas", 0) == desired)
+    settled = (
+        status.get("observedGeneration", 0) >= generation
+        and status.get("currentRevision")
+        == status.get("updateRevision", status.get("currentRevision"))
+        and status.get("replicas", 0) == desired
+    )
     return Rollout(
         desired=desired,
         ready=int(status.get("readyReplicas", 0) or 0),

@@ -43,11 +43,13 @@ async def provision_cluster(target: str) -> ProvisionResult:
                 request_serializer=lambda request: request,
                 response_deserializer=lambda response: response,
             )
-            await call(b"", timeout=CONNECT_TIMEOUT_SECONDS + REQUEST_TIMEOUT_SECONDS,
-                       wait_for_ready=False)
+            await call(
+                b"", timeout=CONNECT_TIMEOUT_SECONDS + REQUEST_TIMEOUT_SECONDS, wait_for_ready=False
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
                 return ProvisionResult(True, True, "The Restate cluster was already provisioned")
-            return ProvisionResult(False, False,
-                                   f"ProvisionCluster failed: {exc.code().name}: {exc.details()}")
+            return ProvisionResult(
+                False, False, f"ProvisionCluster failed: {exc.code().name}: {exc.details()}"
+            )
     return ProvisionResult(True, False, "Provisioned the Restate cluster")

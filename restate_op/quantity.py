@@ -7,7 +7,7 @@ quantities are equal when their values are, never when their strings are.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 _SUFFIXES: dict[str, Decimal] = {
     "": Decimal(1),
@@ -49,9 +49,12 @@ def parse_quantity(value: str | int | float) -> Decimal:
     if "e" in number.lower() and suffix:
         raise InvalidQuantity(f"exponent and suffix together in {value!r}")
     try:
-        return Decimal(number) * _SUFFIXES[suffix]
-    except InvalidOperation as exc:  # pragma: no cover - the regex admits only numbers
+        result = Decimal(number) * _SUFFIXES[suffix]
+    except ArithmeticError as exc:  # e.g. "12e45678": a hex digest, not a size
         raise InvalidQuantity(f"not a quantity: {value!r}") from exc
+    if abs(result.adjusted()) > 40:
+        raise InvalidQuantity(f"quantity out of range: {value!r}")
+    return result
 
 
 def quantity_bytes(value: str | int | float) -> int:

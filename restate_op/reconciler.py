@@ -60,8 +60,14 @@ class Result:
 
 
 class Reconciler:
-    def __init__(self, client: KubeClient, recorder: EventRecorder, view: ClusterView,
-                 settings: OperatorSettings, capabilities: Callable[[], Capabilities]) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        recorder: EventRecorder,
+        view: ClusterView,
+        settings: OperatorSettings,
+        capabilities: Callable[[], Capabilities],
+    ) -> None:
         self.client = client
         self.recorder = recorder
         self.view = view
@@ -92,8 +98,9 @@ class Reconciler:
             try:
                 obs = self.observe(name)
             except ValidationError as exc:
-                log.error("RestateCluster does not match the model: %s", exc,
-                          extra={"cluster": name})
+                log.error(
+                    "RestateCluster does not match the model: %s", exc, extra={"cluster": name}
+                )
                 return Result(failed=True)
             if obs is None:
                 return Result()
@@ -105,8 +112,11 @@ class Reconciler:
         cluster = obs.cluster
         plan = make_plan(obs)
         verdict = decide(obs, plan)
-        current: Phase = obs.cluster.status.phase if obs.cluster.status and \
-            obs.cluster.status.phase else self.definition.initial
+        current: Phase = (
+            obs.cluster.status.phase
+            if obs.cluster.status and obs.cluster.status.phase
+            else self.definition.initial
+        )
         outcome = Outcome()
 
         async def run_actions(state: Phase) -> None:
@@ -122,29 +132,41 @@ class Reconciler:
             transition = step.transition
         except IllegalTransition:
             raise
-        except Exception as exc:  # noqa: BLE001 - reported as Degraded, then retried
+        except Exception as exc:
             error = exc
             transition = self.definition.transition_to(current, "Degraded")
             verdict = _error_verdict(exc)
         if outcome.messages and verdict.phase != "Degraded":
-            verdict = Verdict(verdict.phase, verdict.reason,
-                              f"{verdict.message}; {'; '.join(outcome.messages)}")
+            verdict = Verdict(
+                verdict.phase, verdict.reason, f"{verdict.message}; {'; '.join(outcome.messages)}"
+            )
 
         figures = _figures(obs, plan, outcome)
-        status = build_status(self.definition, verdict, figures, cluster.metadata.generation,
-                              cluster.status)
+        status = build_status(
+            self.definition, verdict, figures, cluster.metadata.generation, cluster.status
+        )
         fault_point("before-status-write")
         if status_changed(obs.raw.get("status"), status):
-            await with_retries(self.client.apply, {
-                "apiVersion": "restate.dev/v1", "kind": "RestateCluster",
-                "metadata": {"name": cluster.name}, "status": status.to_kube(),
-            }, FIELD_MANAGER, subresource="status")
+            await with_retries(
+                self.client.apply,
+                {
+                    "apiVersion": "restate.dev/v1",
+                    "kind": "RestateCluster",
+                    "metadata": {"name": cluster.name},
+                    "status": status.to_kube(),
+                },
+                FIELD_MANAGER,
+                subresource="status",
+            )
         fault_point("after-status-write")
         if transition is not None and verdict.phase != current:
             await self.recorder.emit(
-                dict(obs.raw), "Warning" if verdict.phase == "Degraded" else "Normal",
+                dict(obs.raw),
+                "Warning" if verdict.phase == "Degraded" else "Normal",
                 transition.event if error is None else "ReconcileFailed",
-                f"{current}To{verdict.phase}", verdict.message)
+                f"{current}To{verdict.phase}",
+                verdict.message,
+            )
         METRICS.reconciles.labels(result="error" if error else "ok").inc()
         if error is not None:
             METRICS.reconcile_errors.labels(error=_error_label(error)).inc()
@@ -155,11 +177,14 @@ class Reconciler:
 
 def _error_verdict(exc: BaseException) -> Verdict:
     if isinstance(exc, KubeError) and not is_transient(exc):
-        return Verdict("Degraded", "ApplyRejected",
-                       f"The API server rejected a child object: {exc}; check the spec field "
-                       f"it names")
-    return Verdict("Degraded", "ApiError",
-                   f"Kubernetes API errors persisted after retries: {exc}; retrying")
+        return Verdict(
+            "Degraded",
+            "ApplyRejected",
+            f"The API server rejected a child object: {exc}; check the spec field it names",
+        )
+    return Verdict(
+        "Degraded", "ApiError", f"Kubernetes API errors persisted after retries: {exc}; retrying"
+    )
 
 
 def _error_label(exc: BaseException) -> str:

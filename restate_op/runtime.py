@@ -8,6 +8,7 @@ Standby replicas keep warm caches but never reconcile until they hold the Lease.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from restate_op.api.crd import CRD_NAME
+from restate_op.http import HealthServer
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
 from restate_op.kube.events import EventRecorder
@@ -25,7 +27,6 @@ from restate_op.kube.workqueue import WorkQueue
 from restate_op.logs import current_cluster
 from restate_op.metrics import METRICS
 from restate_op.observe import ChildKey
-from restate_op.http import HealthServer
 from restate_op.reconciler import ClusterView, Reconciler
 from restate_op.settings import Capabilities, OperatorSettings
 
@@ -34,8 +35,13 @@ log = logging.getLogger(__name__)
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=restate-operator"
 PVC_SELECTOR = "app.kubernetes.io/name=restate"
 CHILD_KINDS = (
-    resources.SERVICE_ACCOUNT, resources.SERVICE, resources.CONFIG_MAP, resources.STATEFUL_SET,
-    resources.POD_DISRUPTION_BUDGET, resources.NETWORK_POLICY, resources.JOB,
+    resources.SERVICE_ACCOUNT,
+    resources.SERVICE,
+    resources.CONFIG_MAP,
+    resources.STATEFUL_SET,
+    resources.POD_DISRUPTION_BUDGET,
+    resources.NETWORK_POLICY,
+    resources.JOB,
 )
 CRD_POLL_SECONDS = 10.0
 
@@ -54,8 +60,14 @@ def _strip(obj: dict[str, Any]) -> dict[str, Any]:
 class InformerView(ClusterView):
     """The reconciler's read access, served from the informer caches."""
 
-    def __init__(self, clusters: Informer, namespaces: Informer, children: list[Informer],
-                 pvcs: Informer, storage_classes: Informer) -> None:
+    def __init__(
+        self,
+        clusters: Informer,
+        namespaces: Informer,
+        children: list[Informer],
+        pvcs: Informer,
+        storage_classes: Informer,
+    ) -> None:
         self._clusters = clusters
         self._namespaces = namespaces
         self._children = children
@@ -85,8 +97,9 @@ class InformerView(ClusterView):
 class Operator:
     """The whole operator process: caches, leader election, workers, HTTP."""
 
-    def __init__(self, client: KubeClient, settings: OperatorSettings,
-                 identity: str | None = None) -> None:
+    def __init__(
+        self, client: KubeClient, settings: OperatorSettings, identity: str | None = None
+    ) -> None:
         self.client = client
         self.settings = settings
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
@@ -97,9 +110,11 @@ class Operator:
         self._stopping = asyncio.Event()
         self._informers: list[Informer] = []
         self._workers: list[asyncio.Task[None]] = []
-        self.recorder = EventRecorder(client, reporting_controller="restate-operator",
-                                      reporting_instance=self.identity,
-                                      namespace=settings.operator_namespace)
+        # Events about a cluster-scoped RestateCluster may only live in `default` (the API
+        # server's rule); `kubectl describe rsc` finds them there.
+        self.recorder = EventRecorder(
+            client, reporting_controller="restate-operator", reporting_instance=self.identity
+        )
         # host None: every interface, IPv4 and IPv6 (upstream binds [::]).
         self.http = HealthServer(None, settings.http_port, self._readiness)
 
@@ -107,8 +122,10 @@ class Operator:
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
         pending = [] if self.crds_ready else [CRD_NAME]
-        if self.settings.aws_pod_identity_association_cluster and \
-                not self.capabilities.pod_identity_association:
+        if (
+            self.settings.aws_pod_identity_association_cluster
+            and not self.capabilities.pod_identity_association
+        ):
             pending.append("podidentityassociations.eks.services.k8s.aws")
         synced = all(i.synced for i in self._informers) if self._informers else False
         ready = not pending and synced
@@ -119,9 +136,11 @@ class Operator:
     async def _discover(self) -> Capabilities:
         return Capabilities(
             pod_identity_association=await self.client.has_api(
-                "eks.services.k8s.aws/v1alpha1", "podidentityassociations"),
+                "eks.services.k8s.aws/v1alpha1", "podidentityassociations"
+            ),
             security_group_policy=await self.client.has_api(
-                "vpcresources.k8s.aws/v1beta1", "securitygrouppolicies"),
+                "vpcresources.k8s.aws/v1beta1", "securitygrouppolicies"
+            ),
         )
 
     async def _wait_for_crds(self) -> None:
@@ -133,22 +152,24 @@ class Operator:
             METRICS.crd_missing.labels(crd=CRD_NAME).set(0 if self.crds_ready else 1)
             needs_pia = bool(self.settings.aws_pod_identity_association_cluster)
             METRICS.crd_missing.labels(crd="podidentityassociations.eks.services.k8s.aws").set(
-                1 if needs_pia and not self.capabilities.pod_identity_association else 0)
+                1 if needs_pia and not self.capabilities.pod_identity_association else 0
+            )
             if self.crds_ready and (not needs_pia or self.capabilities.pod_identity_association):
                 if announced:
                     log.info("required CRDs are available")
                 return
             if not announced:
                 log.warning(
-                    "waiting for CRDs: %s%s", "" if self.crds_ready else CRD_NAME,
+                    "waiting for CRDs: %s%s",
+                    "" if self.crds_ready else CRD_NAME,
                     " podidentityassociations.eks.services.k8s.aws (started with "
                     "--aws-pod-identity-association-cluster; install the ACK EKS controller)"
-                    if needs_pia and not self.capabilities.pod_identity_association else "")
+                    if needs_pia and not self.capabilities.pod_identity_association
+                    else "",
+                )
                 announced = True
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), CRD_POLL_SECONDS)
-            except TimeoutError:
-                pass
 
     def _enqueue_cluster(self, _event: str, obj: Mapping[str, Any]) -> None:
         self.queue.add(obj["metadata"]["name"])
@@ -174,12 +195,14 @@ class Operator:
             kinds.append(resources.POD_IDENTITY_ASSOCIATION)
         if self.capabilities.security_group_policy:
             kinds.append(resources.SECURITY_GROUP_POLICY)
-        children = [Informer(c, kind, label_selector=MANAGED_SELECTOR, transform=_strip)
-                    for kind in kinds]
+        children = [
+            Informer(c, kind, label_selector=MANAGED_SELECTOR, transform=_strip) for kind in kinds
+        ]
         for informer in children:
             informer.add_handler(self._enqueue_owner_namespace)
-        pvcs = Informer(c, resources.PERSISTENT_VOLUME_CLAIM, label_selector=PVC_SELECTOR,
-                        transform=_strip)
+        pvcs = Informer(
+            c, resources.PERSISTENT_VOLUME_CLAIM, label_selector=PVC_SELECTOR, transform=_strip
+        )
         pvcs.add_handler(self._enqueue_owner_namespace)
         storage_classes = Informer(c, resources.STORAGE_CLASS, transform=_strip)
         self._informers = [self._clusters, namespaces, *children, pvcs, storage_classes]
@@ -201,7 +224,7 @@ class Operator:
                     self.queue.forget(key)
                     if result.requeue_after is not None:
                         self.queue.add_after(key, result.requeue_after)
-            except Exception:  # noqa: BLE001 - a bug in one reconcile must not stop the worker
+            except Exception:
                 log.exception("reconcile crashed")
                 METRICS.reconcile_errors.labels(error="Internal").inc()
                 self.queue.add_rate_limited(key)
@@ -221,12 +244,14 @@ class Operator:
         self.is_leader = True
         METRICS.leader.set(1)
         log.info("became leader", extra={"identity": self.identity})
-        reconciler = Reconciler(self.client, self.recorder, view, self.settings,
-                                lambda: self.capabilities)
+        reconciler = Reconciler(
+            self.client, self.recorder, view, self.settings, lambda: self.capabilities
+        )
         for obj in self._clusters.list(None):
             self.queue.add(obj["metadata"]["name"])
-        self._workers = [asyncio.create_task(self._worker(reconciler))
-                         for _ in range(self.settings.concurrency)]
+        self._workers = [
+            asyncio.create_task(self._worker(reconciler)) for _ in range(self.settings.concurrency)
+        ]
         self._workers.append(asyncio.create_task(self._resync()))
         await self._stopping.wait()
 
@@ -252,12 +277,15 @@ class Operator:
             log.info("caches synced", extra={"clusters": len(self._clusters.list(None))})
             if self.settings.leader_elect:
                 elector = LeaderElector(
-                    self.client, self.settings.operator_namespace, self.settings.lease_name,
-                    self.identity, lease_duration=self.settings.lease_duration_seconds,
+                    self.client,
+                    self.settings.operator_namespace,
+                    self.settings.lease_name,
+                    self.identity,
+                    lease_duration=self.settings.lease_duration_seconds,
                     renew_deadline=self.settings.lease_duration_seconds * 2 / 3,
-                    retry_period=self.settings.lease_renew_seconds)
-                lead = asyncio.create_task(elector.run(lambda: self._lead(view),
-                                                       self._lost_lead))
+                    retry_period=self.settings.lease_renew_seconds,
+                )
+                lead = asyncio.create_task(elector.run(lambda: self._lead(view), self._lost_lead))
                 await self._stopping.wait()
                 await self._drain()
                 lead.cancel()

@@ -41,9 +41,14 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build_conditions(definition: MachineDefinition, verdict: Verdict, figures: Figures,
-                     generation: int, previous: list[Condition] | None,
-                     now: str) -> list[Condition]:
+def build_conditions(
+    definition: MachineDefinition,
+    verdict: Verdict,
+    figures: Figures,
+    generation: int,
+    previous: list[Condition] | None,
+    now: str,
+) -> list[Condition]:
     """The Ready/Progressing/Degraded conditions of ``verdict.phase``, per ``states/``."""
     serving = figures.desired_replicas > 0 and figures.ready_replicas >= figures.desired_replicas
     old = {c.type: c for c in previous or []}
@@ -54,12 +59,18 @@ def build_conditions(definition: MachineDefinition, verdict: Verdict, figures: F
         reason, message = _reason_for(ctype, status, verdict)
         before = old.get(ctype)
         moved = before is None or before.status != status
-        conditions.append(Condition(
-            type=ctype, status=status,
-            reason=reason, message=message,
-            last_transition_time=now if moved or before is None else before.last_transition_time,
-            observed_generation=generation,
-        ))
+        conditions.append(
+            Condition(
+                type=ctype,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now
+                if moved or before is None
+                else before.last_transition_time,
+                observed_generation=generation,
+            )
+        )
     return conditions
 
 
@@ -73,16 +84,22 @@ def _reason_for(ctype: str, status: str, verdict: Verdict) -> tuple[str, str]:
     return verdict.reason, verdict.message
 
 
-def build_status(definition: MachineDefinition, verdict: Verdict, figures: Figures,
-                 generation: int, previous: RestateClusterStatus | None,
-                 now: str | None = None) -> RestateClusterStatus:
+def build_status(
+    definition: MachineDefinition,
+    verdict: Verdict,
+    figures: Figures,
+    generation: int,
+    previous: RestateClusterStatus | None,
+    now: str | None = None,
+) -> RestateClusterStatus:
     now = now or now_rfc3339()
     current = figures.current_bytes
     return RestateClusterStatus(
         phase=verdict.phase,
         observed_generation=generation,
-        conditions=build_conditions(definition, verdict, figures, generation,
-                                    previous.conditions if previous else None, now),
+        conditions=build_conditions(
+            definition, verdict, figures, generation, previous.conditions if previous else None, now
+        ),
         replicas=figures.desired_replicas,
         ready_replicas=figures.ready_replicas,
         replica_summary=f"{figures.ready_replicas}/{figures.desired_replicas}",

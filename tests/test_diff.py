@@ -1,3 +1,5 @@
+from typing import Any
+
 from restate_op.diff import DESIRED_HASH_ANNOTATION, contains, desired_hash, with_desired_hash
 
 
@@ -24,13 +26,22 @@ def test_quantities_compare_by_value() -> None:
     assert not contains({"storage": "2G"}, {"storage": "2Gi"})
 
 
+def test_digests_that_look_like_exponents_are_strings() -> None:
+    # A hex digest such as "12e45678" parses as a huge number; it must compare as text.
+    assert contains({"h": "12e45678"}, {"h": "12e45678"})
+    assert not contains({"h": "12e45678"}, {"h": "12e45679"})
+
+
 def test_booleans_are_not_numbers() -> None:
     assert not contains({"x": True}, {"x": 1})
     assert not contains({"x": "true"}, {"x": True})
 
 
 def test_hash_annotation_is_stable_and_excludes_itself() -> None:
-    manifest = {"kind": "Service", "metadata": {"name": "restate", "annotations": {"a": "b"}}}
+    manifest: dict[str, Any] = {
+        "kind": "Service",
+        "metadata": {"name": "restate", "annotations": {"a": "b"}},
+    }
     annotated = with_desired_hash(manifest)
     assert annotated["metadata"]["annotations"][DESIRED_HASH_ANNOTATION] == desired_hash(manifest)
     assert annotated["metadata"]["annotations"]["a"] == "b"

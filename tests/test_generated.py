@@ -11,9 +11,14 @@ def test_checked_in_artefacts_are_fresh() -> None:
 
 def test_generated_set_covers_crd_pkl_chart_and_diagram() -> None:
     names = {p.name for p in artefacts()}
-    assert names == {"restateclusters.yaml", "RestateCluster.pkl", "restatecluster.md",
-                     "_rbac.tpl"}
-    assert len(artefacts()) == 5
+    assert names == {
+        "restateclusters.yaml",
+        "RestateCluster.pkl",
+        "restatecluster.md",
+        "_rbac.tpl",
+        "reference.md",
+    }
+    assert len(artefacts()) == 6
 
 
 def test_crd_has_cel_rules_printer_columns_and_status() -> None:
@@ -40,8 +45,8 @@ def test_crd_has_cel_rules_printer_columns_and_status() -> None:
 def test_schema_is_structural() -> None:
     def walk(node: object) -> None:
         if isinstance(node, dict):
-            assert (
-                ("$ref" not in node and "anyOf" not in node) or node.get("x-kubernetes-int-or-string")
+            assert ("$ref" not in node and "anyOf" not in node) or node.get(
+                "x-kubernetes-int-or-string"
             )
             for value in node.values():
                 walk(value)

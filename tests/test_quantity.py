@@ -28,7 +28,7 @@ def test_parse_quantity(text: str, value: Decimal) -> None:
     assert parse_quantity(text) == value
 
 
-@pytest.mark.parametrize("text", ["", "Gi", "2GB", "1e3Gi", "abc", "2 Gi x"])
+@pytest.mark.parametrize("text", ["", "Gi", "2GB", "1e3Gi", "abc", "2 Gi x", "12e45678", "9e999"])
 def test_invalid_quantities_are_refused(text: str) -> None:
     with pytest.raises(InvalidQuantity):
         parse_quantity(text)

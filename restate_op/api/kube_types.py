@@ -76,10 +76,12 @@ class NetworkEgressRule(KubeModel):
     """One NetworkPolicy egress rule; ``{}`` allows all egress."""
 
     ports: Annotated[
-        list[NetworkPolicyPort] | None, Field(json_schema_extra={"x-kubernetes-list-type": "atomic"})
+        list[NetworkPolicyPort] | None,
+        Field(json_schema_extra={"x-kubernetes-list-type": "atomic"}),
     ] = None
     to: Annotated[
-        list[NetworkPolicyPeer] | None, Field(json_schema_extra={"x-kubernetes-list-type": "atomic"})
+        list[NetworkPolicyPeer] | None,
+        Field(json_schema_extra={"x-kubernetes-list-type": "atomic"}),
     ] = None
 
 

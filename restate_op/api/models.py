@@ -54,8 +54,12 @@ class Compute(KubeModel):
     env: Annotated[
         list[EnvVar] | None,
         Field(
-            description="Environment of the restate container; overrides operator defaults by name.",
-            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+            description="Environment of the restate container; "
+            "overrides operator defaults by name.",
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
         ),
     ] = None
     resources: ResourceRequirements | None = None
@@ -171,7 +175,8 @@ class Security(KubeModel):
 class ClusterOptions(KubeModel):
     auto_provision: bool | None = Field(
         default=None,
-        description="The operator provisions the Restate cluster once (nodes must not self-provision).",
+        description="The operator provisions the Restate cluster once "
+        "(nodes must not self-provision).",
     )
 
 
@@ -204,7 +209,9 @@ class Condition(KubeModel):
     status: Literal["True", "False", "Unknown"]
     reason: str = ""
     message: str = ""
-    last_transition_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    last_transition_time: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}
+    )
     observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
 
 
@@ -223,7 +230,12 @@ class RestateClusterStatus(KubeModel):
     observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
     conditions: Annotated[
         list[Condition] | None,
-        Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+        Field(
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            }
+        ),
     ] = None
     replicas: int | None = Field(default=None, json_schema_extra={"format": "int32"})
     ready_replicas: int | None = Field(default=None, json_schema_extra={"format": "int32"})

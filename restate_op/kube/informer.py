@@ -107,6 +107,9 @@ class Informer:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._store: dict[Key, Obj] = {}
+        # Secondary index: reconciles read one namespace's children, which must not cost a
+        # scan of every cluster's objects.
+        self._by_namespace: dict[str, dict[str, Obj]] = {}
         self._resource_version = ""
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -147,7 +150,7 @@ class Informer:
         """Cached objects, all or those of one namespace."""
         if namespace is None:
             return [*self._store.values()]
-        return [obj for (ns, _), obj in self._store.items() if ns == namespace]
+        return [*self._by_namespace.get(namespace, {}).values()]
 
     def keys(self) -> Iterator[Key]:
         """The ``(namespace, name)`` keys of every cached object."""
@@ -257,10 +260,17 @@ class Informer:
     def _apply(self, event_type: EventType, obj: Obj) -> None:
         obj = self._transform(obj) if self._transform else obj
         key = object_key(obj)
+        namespace, name = key
         if event_type == "DELETED":
             self._store.pop(key, None)
+            siblings = self._by_namespace.get(namespace)
+            if siblings is not None:
+                siblings.pop(name, None)
+                if not siblings:
+                    del self._by_namespace[namespace]
         else:
             self._store[key] = obj
+            self._by_namespace.setdefault(namespace, {})[name] = obj
         self._dispatch(event_type, obj)
 
     def _replace(self, items: ObjList, version: str) -> None:
@@ -271,6 +281,9 @@ class Informer:
             obj = self._transform(item) if self._transform else item
             fresh[object_key(obj)] = obj
         old, self._store = self._store, fresh
+        self._by_namespace = {}
+        for (namespace, name), obj in fresh.items():
+            self._by_namespace.setdefault(namespace, {})[name] = obj
         self._resource_version = version
         self.last_error = None
         self._synced.set()

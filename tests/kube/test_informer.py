@@ -236,6 +236,7 @@ async def test_gone_relists_and_synthesises_the_difference() -> None:
     ]
     assert informer.resource_version == str(source.rv)
     assert sorted(o["metadata"]["name"] for o in informer.list()) == ["change", "keep", "new"]
+    assert sorted(o["metadata"]["name"] for o in informer.list("ns")) == ["change", "keep", "new"]
     await informer.stop()
 
 
@@ -314,6 +315,25 @@ async def test_add_handler_replays_the_cache() -> None:
     late = Recorded()
     informer.add_handler(late)
     assert late.take() == [("ADDED", "a", "")]
+    await informer.stop()
+
+
+async def test_namespace_index_follows_events() -> None:
+    source = FakeSource()
+    source.put("a", namespace="one")
+    informer, _ = make(source)
+    informer.start()
+    await informer.wait_synced()
+    await settle(lambda: source.watchers)
+    source.put("b", namespace="two")
+    source.put("c", namespace="two")
+    source.remove("a", namespace="one")
+    await settle(lambda: informer.get("one", "a") is None)
+    assert informer.list("one") == []
+    assert sorted(o["metadata"]["name"] for o in informer.list("two")) == ["b", "c"]
+    source.put("b", "2", namespace="two")
+    await settle(lambda: informer.get("two", "b")["data"]["v"] == "2")  # type: ignore[index]
+    assert {o["data"]["v"] for o in informer.list("two")} == {"2", ""}
     await informer.stop()
 
 

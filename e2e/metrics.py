@@ -1,0 +1,40 @@
+"""Reading the operator's Prometheus metrics in e2e tests."""
+
+from __future__ import annotations
+
+import re
+
+from e2e.operator_process import OperatorProcess
+
+WRITE_VERBS = ("apply", "patch", "create", "update", "delete")
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
+
+
+def samples(operator: OperatorProcess, name: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample of metric ``name`` as (labels, value)."""
+    _, text = operator.http("/metrics")
+    found = []
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match or match["name"] != name:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"] or ""))
+        found.append((labels, float(match["value"])))
+    return found
+
+
+def write_requests(operator: OperatorProcess, *, exclude_kinds: tuple[str, ...] = ()) -> float:
+    """API write requests the operator sent (apply/patch/create/update/delete)."""
+    return sum(
+        value
+        for labels, value in samples(operator, "restate_operator_api_requests_total")
+        if labels.get("verb") in WRITE_VERBS and labels.get("kind") not in exclude_kinds
+    )
+
+
+def reconciles(operator: OperatorProcess) -> float:
+    return sum(v for _, v in samples(operator, "restate_operator_reconciliations_total"))
+
+
+def is_leader(operator: OperatorProcess) -> bool:
+    return any(v == 1 for _, v in samples(operator, "restate_operator_leader"))
