@@ -154,7 +154,12 @@ def make_plan(obs: Observation) -> Plan:
         # state's job (orphan-delete and re-create), so other spec changes never wait on it.
         for template in statefulset["spec"].get("volumeClaimTemplates", []):
             template["spec"]["resources"]["requests"]["storage"] = live_size
-    held = identity_synced is not None and not pia_active and sts_live is None
+    # A StatefulSet being deleted (the orphan delete of an expansion) is neither patched nor
+    # deleted again: the next reconcile re-creates it once it is gone.
+    terminating = sts_live is not None and bool(
+        sts_live.get("metadata", {}).get("deletionTimestamp")
+    )
+    held = terminating or (identity_synced is not None and not pia_active and sts_live is None)
     if not held:
         desired.append(statefulset)
 
@@ -276,7 +281,11 @@ def _volume_plan(obs: Observation) -> VolumePlan:
         expandable=expandable,
         to_patch=tuple(sorted(to_patch)),
         template_outdated=template_outdated,
-        statefulset_uid=sts.get("metadata", {}).get("uid") if sts is not None else None,
+        statefulset_uid=(
+            sts.get("metadata", {}).get("uid")
+            if sts is not None and not sts.get("metadata", {}).get("deletionTimestamp")
+            else None
+        ),
         resizing=tuple(sorted(resizing)),
         current_bytes=min(capacities) if capacities else None,
     )

@@ -333,3 +333,14 @@ def test_last_transition_time_moves_only_on_status_change() -> None:
     times = {c.type: c.last_transition_time for c in degraded.conditions or []}
     assert times["Degraded"] == "2026-01-03T00:00:00Z"
     assert times["Ready"] == "2026-01-01T00:00:00Z" or times["Ready"] == "2026-01-03T00:00:00Z"
+
+
+def test_terminating_statefulset_is_neither_patched_nor_deleted_again() -> None:
+    base = converged(cluster("Expanding", replicas=3, auto_provision=False))
+    children = copy.deepcopy(dict(base.children))
+    children[("StatefulSet", "restate")]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    obs = observe(_grown(dict(base.raw), 4 * 2**30), children, base.namespace, base.pvcs)
+    plan = make_plan(obs)
+    assert "StatefulSet" not in {m["kind"] for m in plan.apply}
+    assert plan.volumes is not None and plan.volumes.statefulset_uid is None
+    assert decide(obs, plan).phase == "Expanding"
