@@ -17,7 +17,7 @@ from restate_op import FIELD_MANAGER
 from restate_op.faults import fault_point
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
-from restate_op.kube.errors import with_retries
+from restate_op.kube.errors import KubeError, with_retries
 from restate_op.kube.events import EventRecorder
 from restate_op.machine import Phase
 from restate_op.observe import Observation
@@ -62,7 +62,22 @@ class Actions:
         for manifest in plan.apply:
             name = f"{manifest['kind']}/{manifest['metadata']['name']}"
             fault_point(f"before-apply-{name}")
-            await with_retries(self.client.apply, manifest, FIELD_MANAGER)
+            try:
+                await with_retries(self.client.apply, manifest, FIELD_MANAGER)
+            except KubeError as exc:
+                if manifest["kind"] == "Job" and exc.status == 422:
+                    # A Job's pod template is immutable: a changed canary (image, tolerations)
+                    # is deleted and re-created by the next reconcile.
+                    await with_retries(
+                        self.client.delete,
+                        resources.JOB,
+                        manifest["metadata"]["name"],
+                        obs.cluster.name,
+                        propagation_policy="Background",
+                    )
+                    outcome.requeue(1.0)
+                    continue
+                raise
             log.info("applied %s", name, extra={"cluster": obs.cluster.name})
         if plan.apply:
             fault_point("after-apply-children")

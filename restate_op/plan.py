@@ -16,6 +16,7 @@ from restate_op.children.metadata import selector_labels
 from restate_op.children.namespace import desired_namespace, namespace_ownership
 from restate_op.children.pdb import desired_pdb
 from restate_op.children.restate_config import SpecProblem
+from restate_op.children.secret_provider_class import desired_secret_provider_class
 from restate_op.children.service_account import desired_service_account
 from restate_op.children.services import desired_cluster_service, desired_service
 from restate_op.children.statefulset import desired_statefulset
@@ -101,7 +102,7 @@ class Plan:
 
 def make_plan(obs: Observation) -> Plan:
     cluster = obs.cluster
-    problems = tuple(restate_config.validate(cluster))
+    problems = tuple(restate_config.validate(cluster)) + _capability_problems(obs)
     ownership: NamespaceOwnership = namespace_ownership(
         cluster, dict(obs.namespace) if obs.namespace is not None else None
     )
@@ -136,6 +137,9 @@ def make_plan(obs: Observation) -> Plan:
             if canary != "failed":
                 desired.append(aws.desired_pia_canary_job(cluster, settings))
             pia_active = canary == "passed"
+    spc = desired_secret_provider_class(cluster)
+    if spc is not None:
+        desired.append(spc)
     sgp = (
         aws.desired_security_group_policy(cluster)
         if obs.capabilities.security_group_policy
@@ -198,6 +202,26 @@ def make_plan(obs: Observation) -> Plan:
         and not provisioned
         and cluster.spec.compute.desired_replicas > 0,
     )
+
+
+def _capability_problems(obs: Observation) -> tuple[SpecProblem, ...]:
+    """Spec fields that need an API the cluster does not serve."""
+    key = obs.cluster.spec.security_or_default.request_signing_private_key
+    if (
+        key is not None
+        and key.secret_provider is not None
+        and not obs.capabilities.secret_provider_class
+    ):
+        return (
+            SpecProblem(
+                reason="MissingCRD",
+                field="spec.security.requestSigningPrivateKey.secretProvider",
+                message="spec.security.requestSigningPrivateKey.secretProvider needs the Secrets "
+                "Store CSI driver (secretproviderclasses.secrets-store.csi.x-k8s.io), which this "
+                "cluster does not serve; install the driver or use requestSigningPrivateKey.secret",
+            ),
+        )
+    return ()
 
 
 def _prunable(kind: str, name: str, canary: CanaryOutcome | None) -> bool:

@@ -141,6 +141,9 @@ class Operator:
             security_group_policy=await self.client.has_api(
                 "vpcresources.k8s.aws/v1beta1", "securitygrouppolicies"
             ),
+            secret_provider_class=await self.client.has_api(
+                "secrets-store.csi.x-k8s.io/v1", "secretproviderclasses"
+            ),
         )
 
     async def _wait_for_crds(self) -> None:
@@ -195,6 +198,8 @@ class Operator:
             kinds.append(resources.POD_IDENTITY_ASSOCIATION)
         if self.capabilities.security_group_policy:
             kinds.append(resources.SECURITY_GROUP_POLICY)
+        if self.capabilities.secret_provider_class:
+            kinds.append(resources.SECRET_PROVIDER_CLASS)
         children = [
             Informer(c, kind, label_selector=MANAGED_SELECTOR, transform=_strip) for kind in kinds
         ]

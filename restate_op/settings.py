@@ -37,3 +37,4 @@ class Capabilities:
 
     pod_identity_association: bool = False
     security_group_policy: bool = False
+    secret_provider_class: bool = False

@@ -78,15 +78,15 @@ class KubeError(Exception):
         return f"{code}{reason}: {self.message}"
 
 
-class ApiUnreachable(KubeError):  # noqa: N818 - Kubernetes' own reason names
+class ApiUnreachable(KubeError):
     """No response: connection refused or reset, TLS failure, or a timeout."""
 
 
-class NotFound(KubeError):  # noqa: N818 - Kubernetes' own reason names
+class NotFound(KubeError):
     """404: the object (or the whole API, e.g. a CRD that is not installed) does not exist."""
 
 
-class Conflict(KubeError):  # noqa: N818 - Kubernetes' own reason names
+class Conflict(KubeError):
     """409: optimistic-concurrency conflict, failed precondition, or lost field ownership."""
 
 
@@ -94,7 +94,7 @@ class AlreadyExists(Conflict):
     """409 with reason ``AlreadyExists``: a create found the name taken."""
 
 
-class Gone(KubeError):  # noqa: N818 - Kubernetes' own reason names
+class Gone(KubeError):
     """410: the resourceVersion is too old (compacted); a watcher must re-list."""
 
 
