@@ -15,8 +15,11 @@ from restate_op.status import Verdict
 
 def decide(obs: Observation, plan: Plan) -> Verdict:
     cluster = obs.cluster
+    if plan.problems and all(p.reason == "MissingCRD" for p in plan.problems):
+        # A prerequisite the cluster lacks, not a mistake in the spec: wait for it.
+        return Verdict("Pending", "WaitingForCRD", plan.problems[0].message)
     if plan.problems:
-        first = plan.problems[0]
+        first = next(p for p in plan.problems if p.reason != "MissingCRD")
         more = f" (and {len(plan.problems) - 1} more problem(s))" if len(plan.problems) > 1 else ""
         return Verdict("Degraded", first.reason, first.message + more)
     if plan.namespace == "conflict":

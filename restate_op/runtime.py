@@ -44,6 +44,7 @@ CHILD_KINDS = (
     resources.JOB,
 )
 CRD_POLL_SECONDS = 10.0
+DISCOVERY_SECONDS = 60.0
 
 
 def _strip(obj: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +111,7 @@ class Operator:
         self._stopping = asyncio.Event()
         self._informers: list[Informer] = []
         self._workers: list[asyncio.Task[None]] = []
+        self._background: list[asyncio.Task[None]] = []
         # Events about a cluster-scoped RestateCluster may only live in `default` (the API
         # server's rule); `kubectl describe rsc` finds them there.
         self.recorder = EventRecorder(
@@ -187,12 +189,7 @@ class Operator:
         if self._clusters.get(None, name) is not None:
             self.queue.add(name)
 
-    def _build_informers(self) -> InformerView:
-        c = self.client
-        self._clusters = Informer(c, resources.RESTATE_CLUSTER, transform=_strip)
-        self._clusters.add_handler(self._enqueue_cluster)
-        namespaces = Informer(c, resources.NAMESPACE, transform=_strip)
-        namespaces.add_handler(self._enqueue_namespace)
+    def _child_kinds(self) -> list[resources.Kind]:
         kinds = list(CHILD_KINDS)
         if self.capabilities.pod_identity_association:
             kinds.append(resources.POD_IDENTITY_ASSOCIATION)
@@ -200,11 +197,45 @@ class Operator:
             kinds.append(resources.SECURITY_GROUP_POLICY)
         if self.capabilities.secret_provider_class:
             kinds.append(resources.SECRET_PROVIDER_CLASS)
-        children = [
-            Informer(c, kind, label_selector=MANAGED_SELECTOR, transform=_strip) for kind in kinds
-        ]
-        for informer in children:
-            informer.add_handler(self._enqueue_owner_namespace)
+        return kinds
+
+    def _child_informer(self, kind: resources.Kind) -> Informer:
+        informer = Informer(self.client, kind, label_selector=MANAGED_SELECTOR, transform=_strip)
+        informer.add_handler(self._enqueue_owner_namespace)
+        return informer
+
+    async def _rediscover(self) -> None:
+        """Notice optional CRDs installed after start-up (say the CSI driver) and watch them."""
+        while True:
+            await asyncio.sleep(DISCOVERY_SECONDS)
+            try:
+                found = await self._discover()
+            except Exception:
+                log.warning("API discovery failed; retrying", exc_info=True)
+                continue
+            if found == self.capabilities:
+                continue
+            log.info("optional APIs changed: %s", found)
+            self.capabilities = found
+            watched = {i.kind for i in self._children}
+            for kind in self._child_kinds():
+                if kind not in watched:
+                    informer = self._child_informer(kind)
+                    informer.start()
+                    await informer.wait_synced()
+                    self._children.append(informer)
+                    self._informers.append(informer)
+            for obj in self._clusters.list(None):
+                self.queue.add(obj["metadata"]["name"])
+
+    def _build_informers(self) -> InformerView:
+        c = self.client
+        self._clusters = Informer(c, resources.RESTATE_CLUSTER, transform=_strip)
+        self._clusters.add_handler(self._enqueue_cluster)
+        namespaces = Informer(c, resources.NAMESPACE, transform=_strip)
+        namespaces.add_handler(self._enqueue_namespace)
+        children = [self._child_informer(kind) for kind in self._child_kinds()]
+        self._children = children
         pvcs = Informer(
             c, resources.PERSISTENT_VOLUME_CLAIM, label_selector=PVC_SELECTOR, transform=_strip
         )
@@ -257,7 +288,10 @@ class Operator:
         self._workers = [
             asyncio.create_task(self._worker(reconciler)) for _ in range(self.settings.concurrency)
         ]
-        self._workers.append(asyncio.create_task(self._resync()))
+        self._background = [
+            asyncio.create_task(self._resync()),
+            asyncio.create_task(self._rediscover()),
+        ]
         await self._stopping.wait()
 
     def _lost_lead(self) -> None:
@@ -308,6 +342,8 @@ class Operator:
     async def _drain(self) -> None:
         """Graceful shutdown: let reconciles in flight finish, take no new keys."""
         self.queue.shutdown()
+        for task in self._background:
+            task.cancel()
         if self._workers:
             # Stay well inside the pod's termination grace period (30 s by default).
             await asyncio.wait(self._workers, timeout=20)

@@ -344,3 +344,25 @@ def test_terminating_statefulset_is_neither_patched_nor_deleted_again() -> None:
     assert "StatefulSet" not in {m["kind"] for m in plan.apply}
     assert plan.volumes is not None and plan.volumes.statefulset_uid is None
     assert decide(obs, plan).phase == "Expanding"
+
+
+def test_csi_signing_key_without_the_driver_waits_in_pending() -> None:
+    raw = cluster("Provisioning")
+    raw["spec"]["security"] = {
+        "requestSigningPrivateKey": {
+            "version": "v1",
+            "secretProvider": {
+                "provider": "aws",
+                "path": "key.pem",
+                "parameters": {"objects": "x"},
+            },
+        }
+    }
+    result = verdict(observe(raw))
+    assert result.phase == "Pending" and result.reason == "WaitingForCRD"
+    assert "spec.security.requestSigningPrivateKey.secretProvider" in result.message
+    with_driver = Observation(
+        **{**observe(raw).__dict__, "capabilities": Capabilities(secret_provider_class=True)}
+    )
+    plan = make_plan(with_driver)
+    assert "SecretProviderClass" in {m["kind"] for m in plan.apply}
