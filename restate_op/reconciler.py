@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from restate_op import FIELD_MANAGER
 from restate_op.actions import Actions, Outcome
-from restate_op.api.models import RestateCluster
+from restate_op.api.models import RestateCluster, RestateClusterStatus
 from restate_op.decide import decide, reachable
 from restate_op.faults import fault_point
 from restate_op.kube.client import KubeClient
@@ -131,7 +131,7 @@ class Reconciler:
             step = await lifecycle.advance(target)
             transition = step.transition
         except IllegalTransition:
-            raise
+            raise  # a bug in decide(): surfaced loudly by the runtime
         except Exception as exc:
             error = exc
             transition = self.definition.transition_to(current, "Degraded")
@@ -146,18 +146,12 @@ class Reconciler:
             self.definition, verdict, figures, cluster.metadata.generation, cluster.status
         )
         fault_point("before-status-write")
-        if status_changed(obs.raw.get("status"), status):
-            await with_retries(
-                self.client.apply,
-                {
-                    "apiVersion": "restate.dev/v1",
-                    "kind": "RestateCluster",
-                    "metadata": {"name": cluster.name},
-                    "status": status.to_kube(),
-                },
-                FIELD_MANAGER,
-                subresource="status",
-            )
+        try:
+            await self._write_status(obs, status)
+        except KubeError as exc:
+            log.warning("status write failed: %s", exc, extra={"cluster": cluster.name})
+            METRICS.reconcile_errors.labels(error=_error_label(exc)).inc()
+            return Result(failed=True)
         fault_point("after-status-write")
         if transition is not None and verdict.phase != current:
             await self.recorder.emit(
@@ -173,6 +167,21 @@ class Reconciler:
             log.warning("reconcile failed: %s", error, extra={"cluster": cluster.name})
             return Result(failed=True)
         return Result(requeue_after=outcome.requeue_after)
+
+    async def _write_status(self, obs: Observation, status: RestateClusterStatus) -> None:
+        """Server-side apply of the status subresource, only when it would change."""
+        if status_changed(obs.raw.get("status"), status):
+            await with_retries(
+                self.client.apply,
+                {
+                    "apiVersion": "restate.dev/v1",
+                    "kind": "RestateCluster",
+                    "metadata": {"name": obs.cluster.name},
+                    "status": status.to_kube(),
+                },
+                FIELD_MANAGER,
+                subresource="status",
+            )
 
 
 def _error_verdict(exc: BaseException) -> Verdict:

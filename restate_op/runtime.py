@@ -25,6 +25,7 @@ from restate_op.kube.informer import Informer
 from restate_op.kube.lease import LeaderElector
 from restate_op.kube.workqueue import WorkQueue
 from restate_op.logs import current_cluster
+from restate_op.machine import PHASES
 from restate_op.metrics import METRICS
 from restate_op.observe import ChildKey
 from restate_op.reconciler import ClusterView, Reconciler
@@ -269,6 +270,18 @@ class Operator:
                 self.queue.done(key)
                 METRICS.queue_depth.set(len(self.queue))
 
+    async def _count_phases(self) -> None:
+        """Keep the clusters-per-phase gauge current (from the cache: no API request)."""
+        while True:
+            counts: dict[str, int] = dict.fromkeys(PHASES, 0)
+            for obj in self._clusters.list(None):
+                phase = (obj.get("status") or {}).get("phase") or "Pending"
+                counts[phase] = counts.get(phase, 0) + 1
+            for phase, count in counts.items():
+                METRICS.clusters.labels(phase=phase).set(count)
+            METRICS.queue_depth.set(len(self.queue))
+            await asyncio.sleep(5)
+
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
@@ -291,6 +304,7 @@ class Operator:
         self._background = [
             asyncio.create_task(self._resync()),
             asyncio.create_task(self._rediscover()),
+            asyncio.create_task(self._count_phases()),
         ]
         await self._stopping.wait()
 
