@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from e2e.controlplane import Binaries, ControlPlane
-from e2e.operator_process import REPO, Kubectl, OperatorProcess
+from e2e.operator_process import NO_NETWORK_NODE_ADDRESS, REPO, Kubectl, OperatorProcess
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         kubectl.run("wait", "--for=condition=Established", "crd/restateclusters.restate.dev")
         if kubectl.get("namespace", "restate-operator") is None:
             kubectl.run("create", "namespace", "restate-operator")
-        operator = OperatorProcess(kubeconfig, workdir, args=["--log-format", "text"]).start()
+        operator = OperatorProcess(
+            kubeconfig,
+            workdir,
+            args=["--log-format", "text"],
+            # On a real cluster the operator provisions Restate through cluster DNS.
+            node_address_template=None if args.kubeconfig else NO_NETWORK_NODE_ADDRESS,
+        ).start()
         operator.wait_ready()
         print(f"operator running (log: {operator.log_path})", flush=True)
         kubectl.run("apply", "-f", str(args.example))

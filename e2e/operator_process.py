@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+NO_NETWORK_NODE_ADDRESS = "unix:///nonexistent/restate-op-e2e/{namespace}/{pod}.sock"
 
 
 def free_port() -> int:
@@ -97,8 +98,12 @@ class OperatorProcess:
         name: str = "operator",
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
+        node_address_template: str | None = NO_NETWORK_NODE_ADDRESS,
     ) -> None:
+        """``node_address_template`` defaults to a unix socket that is not there: kwok pods run
+        no Restate, and their cluster DNS names must never reach this machine's resolver."""
         self.kubeconfig = kubeconfig
+        self.node_address_template = node_address_template
         self.workdir = workdir
         self.name = name
         self.port = free_port()
@@ -106,6 +111,11 @@ class OperatorProcess:
         self.env = dict(env or {})
         self.log_path = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _address_args(self) -> list[str]:
+        if self.node_address_template is None:
+            return []
+        return ["--node-address-template", self.node_address_template]
 
     def start(self) -> OperatorProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +137,7 @@ class OperatorProcess:
                 "4",
                 "--lease-renew",
                 "1",
+                *self._address_args(),
                 *self.args,
             ],
             stdout=log,

@@ -48,6 +48,12 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         default=_env("OPERATOR_LABEL_VALUE", defaults.operator_label_value),
     )
     parser.add_argument("--cluster-dns", default=_env("CLUSTER_DNS", defaults.cluster_dns))
+    parser.add_argument(
+        "--node-address-template",
+        default=_env("NODE_ADDRESS_TEMPLATE"),
+        help="gRPC target of a Restate pod's node port, with {pod}, {namespace}, {cluster_dns} "
+        "(default {pod}.restate-cluster.{namespace}.svc.{cluster_dns}:5122)",
+    )
     parser.add_argument("--canary-image", default=_env("CANARY_IMAGE", defaults.canary_image))
     parser.add_argument(
         "--concurrency", type=int, default=int(_env("CONCURRENCY", str(defaults.concurrency)) or 8)
@@ -79,6 +85,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
         operator_label_value=args.operator_label_value,
         aws_pod_identity_association_cluster=args.aws_pod_identity_association_cluster or None,
         cluster_dns=args.cluster_dns,
+        node_address_template=args.node_address_template or None,
         canary_image=args.canary_image,
         concurrency=max(1, args.concurrency),
         leader_elect=args.leader_elect,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from restate_op import FIELD_MANAGER
+from restate_op.drift import drift
 from restate_op.faults import fault_point
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
@@ -59,9 +60,11 @@ class Actions:
             await action(self, obs, plan, outcome)
 
     async def apply_children(self, obs: Observation, plan: Plan, outcome: Outcome) -> None:
+        restored: list[str] = []
         for manifest in plan.apply:
-            name = f"{manifest['kind']}/{manifest['metadata']['name']}"
-            fault_point(f"before-apply-{name}")
+            kind, name = manifest["kind"], manifest["metadata"]["name"]
+            why = drift(obs, manifest)
+            fault_point(f"before-apply-{kind}/{name}")
             try:
                 await with_retries(self.client.apply, manifest, FIELD_MANAGER)
             except KubeError as exc:
@@ -78,7 +81,14 @@ class Actions:
                     outcome.requeue(1.0)
                     continue
                 raise
-            log.info("applied %s", name, extra={"cluster": obs.cluster.name})
+            log.info("applied %s/%s", kind, name, extra={"cluster": obs.cluster.name})
+            if why is not None:
+                restored.append(f"{kind}/{name} ({why})")
+        if restored:
+            # Someone else edited or deleted what the operator owns: say what was put back.
+            note = "Restored children changed by someone else: " + "; ".join(restored)
+            log.warning("%s", note, extra={"cluster": obs.cluster.name})
+            await self.recorder.emit(dict(obs.raw), "Normal", "DriftCorrected", "Restore", note)
         if plan.apply:
             fault_point("after-apply-children")
 
@@ -98,7 +108,7 @@ class Actions:
             return
         namespace = obs.cluster.name
         for pvc in volumes.to_patch:
-            fault_point("before-patch-pvc")
+            fault_point(f"before-patch-pvc-{pvc}")
             await with_retries(
                 self.client.apply,
                 {
@@ -155,7 +165,13 @@ class Actions:
             outcome.requeue(5.0)
             return
         fault_point("before-provision")
-        result = await self._provision(node_address(namespace, obs.settings.cluster_dns))
+        result = await self._provision(
+            node_address(
+                namespace,
+                obs.settings.cluster_dns,
+                template=obs.settings.node_address_template,
+            )
+        )
         if result.provisioned:
             outcome.provisioned = True
             await self.recorder.emit(

@@ -145,14 +145,12 @@ class Reconciler:
         status = build_status(
             self.definition, verdict, figures, cluster.metadata.generation, cluster.status
         )
-        fault_point("before-status-write")
         try:
             await self._write_status(obs, status)
         except KubeError as exc:
             log.warning("status write failed: %s", exc, extra={"cluster": cluster.name})
             METRICS.reconcile_errors.labels(error=_error_label(exc)).inc()
             return Result(failed=True)
-        fault_point("after-status-write")
         if transition is not None and verdict.phase != current:
             await self.recorder.emit(
                 dict(obs.raw),
@@ -171,6 +169,7 @@ class Reconciler:
     async def _write_status(self, obs: Observation, status: RestateClusterStatus) -> None:
         """Server-side apply of the status subresource, only when it would change."""
         if status_changed(obs.raw.get("status"), status):
+            fault_point(f"before-status-write-{status.phase}")
             await with_retries(
                 self.client.apply,
                 {
@@ -182,6 +181,7 @@ class Reconciler:
                 FIELD_MANAGER,
                 subresource="status",
             )
+            fault_point(f"after-status-write-{status.phase}")
 
 
 def _error_verdict(exc: BaseException) -> Verdict:

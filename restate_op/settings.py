@@ -19,6 +19,8 @@ class OperatorSettings:
     #: EKS cluster name for PodIdentityAssociations; unset disables Pod Identity.
     aws_pod_identity_association_cluster: str | None = None
     cluster_dns: str = "cluster.local"
+    #: gRPC target of a pod's node port; None: ``<pod>.restate-cluster.<ns>.svc.<dns>:5122``.
+    node_address_template: str | None = None
     canary_image: str = "alpine:3.21"
     concurrency: int = 8
     leader_elect: bool = True

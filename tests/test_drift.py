@@ -1,0 +1,88 @@
+"""Drift detection: an edited or deleted child is told apart from a changed desire."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from restate_op.drift import drift, first_difference
+from restate_op.plan import make_plan
+from tests.test_decide import cluster, observe
+
+
+def _converged_children(raw: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The children exactly as the operator would have applied them (hash annotation too)."""
+    plan = make_plan(observe(raw))
+    return {
+        (m["kind"], m["metadata"]["name"]): copy.deepcopy(m)
+        for m in plan.apply
+        if m["kind"] != "Namespace"
+    }
+
+
+def _namespace(raw: dict[str, Any]) -> dict[str, Any]:
+    plan = make_plan(observe(raw))
+    return next(copy.deepcopy(m) for m in plan.apply if m["kind"] == "Namespace")
+
+
+def _manifest(raw: dict[str, Any], kind: str, children: Any, namespace: Any) -> dict[str, Any]:
+    plan = make_plan(observe(raw, children, namespace))
+    return next(m for m in plan.apply if m["kind"] == kind)
+
+
+def test_first_difference_names_the_field() -> None:
+    assert first_difference({"a": {"b": 1}}, {"a": {"b": 1}}) is None
+    assert first_difference({"a": {"b": 2}}, {"a": {"b": 1}}) == "a.b"
+    assert first_difference({"a": {}}, {"a": {"b": 1}}) == "a.b"
+    assert first_difference({"a": [1, 2]}, {"a": [1]}) == "a"
+    assert first_difference({"a": [{"x": 1}]}, {"a": [{"x": 2}]}) == "a[0].x"
+    assert first_difference({"q": "2Gi"}, {"q": 2147483648}) is None, "quantities by value"
+
+
+def test_first_creation_is_not_drift() -> None:
+    raw = cluster(None)
+    obs = observe(raw)
+    assert all(drift(obs, m) is None for m in make_plan(obs).apply)
+
+
+def test_a_child_deleted_after_ready_is_drift() -> None:
+    raw = cluster("Ready")
+    children = _converged_children(raw)
+    del children[("Service", "restate")]
+    obs = observe(raw, children, _namespace(raw))
+    plan = make_plan(obs)
+    assert [(m["kind"], drift(obs, m)) for m in plan.apply] == [("Service", "deleted")]
+
+
+def test_a_missing_child_while_provisioning_is_not_drift() -> None:
+    raw = cluster("Provisioning")
+    children = _converged_children(raw)
+    del children[("Service", "restate")]
+    obs = observe(raw, children, _namespace(raw))
+    assert [drift(obs, m) for m in make_plan(obs).apply] == [None]
+
+
+def test_a_missing_child_after_a_spec_change_is_not_drift() -> None:
+    raw = cluster("Ready", generation=2, observed=1)
+    children = _converged_children(raw)
+    del children[("Service", "restate")]
+    obs = observe(raw, children, _namespace(raw))
+    assert all(drift(obs, m) is None for m in make_plan(obs).apply)
+
+
+def test_an_edited_child_is_drift_naming_the_field() -> None:
+    raw = cluster("Ready")
+    children = _converged_children(raw)
+    children[("StatefulSet", "restate")]["spec"]["replicas"] = 3
+    obs = observe(raw, children, _namespace(raw))
+    sts = _manifest(raw, "StatefulSet", children, _namespace(raw))
+    assert drift(obs, sts) == "spec.replicas changed"
+
+
+def test_a_changed_spec_is_not_drift() -> None:
+    before = cluster("Ready")
+    children = _converged_children(before)
+    after = cluster("Ready", replicas=3, generation=2)
+    obs = observe(after, children, _namespace(after))
+    sts = _manifest(after, "StatefulSet", children, _namespace(after))
+    assert drift(obs, sts) is None
