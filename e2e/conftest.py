@@ -155,9 +155,7 @@ async def namespace(kube: KubeCluster, name_prefix: str) -> AsyncIterator[str]:
     Deleted afterwards without waiting (deletion completing is tested separately).
     """
     api = await kube.api()
-    ns = Namespace(
-        {"metadata": {"name": name_prefix, "labels": {TEST_LABEL: "true"}}}, api=api
-    )
+    ns = Namespace({"metadata": {"name": name_prefix, "labels": {TEST_LABEL: "true"}}}, api=api)
     await ns.create()
 
     async def default_sa() -> bool:
@@ -189,5 +187,6 @@ def netns() -> Iterator[LoopbackNetns]:
     """A loopback-only network namespace, deleted with everything in it after the test."""
     with LoopbackNetns() as ns:
         yield ns
+
 
 pytest_plugins = ["e2e.operator_fixtures"]

@@ -503,9 +503,7 @@ class ControlPlane:
         return proc
 
     def _write_kubeconfig(self, path: Path, client: CertPair, user: str) -> Path:
-        path.write_text(
-            yaml.safe_dump(kubeconfig_dict(self.server, self._ca_pair, client, user))
-        )
+        path.write_text(yaml.safe_dump(kubeconfig_dict(self.server, self._ca_pair, client, user)))
         path.chmod(0o600)
         return path
 
@@ -529,20 +527,30 @@ class ControlPlane:
         self._admin = ca.issue(
             "admin", common_name="kubernetes-admin", organizations=("system:masters",), client=True
         )
-        kcm = ca.issue("kube-controller-manager", common_name="system:kube-controller-manager",
-                       client=True)
+        kcm = ca.issue(
+            "kube-controller-manager", common_name="system:kube-controller-manager", client=True
+        )
         sched = ca.issue("kube-scheduler", common_name="system:kube-scheduler", client=True)
         # kwok and the fake storage controller act for many nodes/volumes: admin-equivalent.
-        kwok = ca.issue("kwok", common_name="kwok-controller", organizations=("system:masters",),
-                        client=True)
-        ca.issue("fake-storage", common_name="fake-storage", organizations=("system:masters",),
-                 client=True)
+        kwok = ca.issue(
+            "kwok", common_name="kwok-controller", organizations=("system:masters",), client=True
+        )
+        ca.issue(
+            "fake-storage",
+            common_name="fake-storage",
+            organizations=("system:masters",),
+            client=True,
+        )
         service_account_keypair(pki)
         self._write_kubeconfig(self.kubeconfig, self._admin, "admin")
-        self._write_kubeconfig(self.work_dir / "kube-controller-manager.kubeconfig", kcm,
-                               "system:kube-controller-manager")
-        self._write_kubeconfig(self.work_dir / "kube-scheduler.kubeconfig", sched,
-                               "system:kube-scheduler")
+        self._write_kubeconfig(
+            self.work_dir / "kube-controller-manager.kubeconfig",
+            kcm,
+            "system:kube-controller-manager",
+        )
+        self._write_kubeconfig(
+            self.work_dir / "kube-scheduler.kubeconfig", sched, "system:kube-scheduler"
+        )
         self._write_kubeconfig(self.work_dir / "kwok.kubeconfig", kwok, "kwok-controller")
 
     def _start_etcd(self, binaries: Binaries) -> None:

@@ -139,9 +139,7 @@ async def test_statefulset_spreads_over_zones_with_bound_claims(
 
     pods = await eventually(three_ready, within=90, what="3 Ready StatefulSet pods")
     assert all(p.raw["status"].get("podIP") for p in pods)
-    node_zone = {
-        n.name: n.labels["topology.kubernetes.io/zone"] async for n in api.get(Node)
-    }
+    node_zone = {n.name: n.labels["topology.kubernetes.io/zone"] async for n in api.get(Node)}
     zones = {node_zone[p.raw["spec"]["nodeName"]] for p in pods}
     assert len(zones) == 3, f"pods not spread over three zones: {zones}"
 
