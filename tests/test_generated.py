@@ -16,9 +16,10 @@ def test_generated_set_covers_crd_pkl_chart_and_diagram() -> None:
         "RestateCluster.pkl",
         "restatecluster.md",
         "_rbac.tpl",
+        "README.md",
         "reference.md",
     }
-    assert len(artefacts()) == 6
+    assert len(artefacts()) == 7
 
 
 def test_crd_has_cel_rules_printer_columns_and_status() -> None:
