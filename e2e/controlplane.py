@@ -597,7 +597,10 @@ class ControlPlane:
             "--profiling=false",
             "--shutdown-watch-termination-grace-period=2s",
             # Admission plugins stay at their defaults (PodSecurity, ServiceAccount,
-            # PersistentVolumeClaimResize, DefaultStorageClass, ... are all on by default).
+            # PersistentVolumeClaimResize, DefaultStorageClass, ... are all on by default),
+            # plus the one OpenShift and hardened clusters add: setting blockOwnerDeletion on
+            # an ownerReference needs `update` on the owner's finalizers subresource.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
         ]
 
     def _bootstrap(self) -> None:

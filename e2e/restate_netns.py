@@ -125,7 +125,7 @@ class LoopbackNetns:
         self._http_threads = http_threads
         self._created = False
         self._procs: list[ManagedProcess] = []
-        self._hosts: dict[str, str] = {}
+        self._hosts: dict[str, tuple[str, ...]] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -227,32 +227,47 @@ class LoopbackNetns:
 
     @property
     def hosts(self) -> Mapping[str, str]:
-        """The current name -> loopback IP mapping (besides localhost)."""
+        """The current name -> loopback IP mapping (besides localhost); the first IP of each."""
+        return {host: ips[0] for host, ips in self._hosts.items()}
+
+    @property
+    def host_addresses(self) -> Mapping[str, tuple[str, ...]]:
+        """Every IP of every name, in the order the hosts file lists them."""
         return dict(self._hosts)
 
-    def set_hosts(self, mapping: Mapping[str, str]) -> None:
+    def set_hosts(self, mapping: Mapping[str, str | Sequence[str]]) -> None:
         """Map host names (e.g. pod DNS names) to loopback IPs inside the namespace.
 
         Written in place into /etc/netns/<name>/hosts, which is the same inode that
         `ip netns exec` bind-mounts over /etc/hosts, so already running processes see
         changes too. Also used by this object's own HTTP helpers. Replaces the mapping.
+        A name with several IPs (like a headless Service) gets one hosts line per IP;
+        resolvers return them all, and this object's helpers use the first.
         """
-        for ip in mapping.values():
-            _require_loopback(ip)
-        self._hosts = dict(mapping)
+        hosts = {
+            host: (ips,) if isinstance(ips, str) else tuple(ips) for host, ips in mapping.items()
+        }
+        for host, ips in hosts.items():
+            if not ips:
+                raise NetnsError(f"{host!r} maps to no address")
+            for ip in ips:
+                _require_loopback(ip)
+        self._hosts = hosts
         if self._created:
             self._write_hosts()
 
-    def add_hosts(self, mapping: Mapping[str, str]) -> None:
+    def add_hosts(self, mapping: Mapping[str, str | Sequence[str]]) -> None:
         """Add to (or override part of) the name mapping."""
         self.set_hosts({**self._hosts, **mapping})
 
     def _write_hosts(self) -> None:
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
         by_ip: dict[str, list[str]] = {}
-        for host, ip in self._hosts.items():
-            by_ip.setdefault(ip, []).append(host)
-        lines += [f"{ip}\t{' '.join(names)}" for ip, names in sorted(by_ip.items())]
+        for host, ips in self._hosts.items():
+            for ip in ips:
+                by_ip.setdefault(ip, []).append(host)
+        ordered = sorted(by_ip.items(), key=lambda item: ipaddress.ip_address(item[0]))
+        lines += [f"{ip}\t{' '.join(names)}" for ip, names in ordered]
         path = self.etc_dir / "hosts"
         # Open without truncating-by-replace: keep the inode that bind mounts refer to.
         with path.open("a+") as f:
@@ -265,7 +280,7 @@ class LoopbackNetns:
         if host in ("localhost", "localhost.localdomain"):
             return "127.0.0.1"
         if host in self._hosts:
-            return self._hosts[host]
+            return self._hosts[host][0]
         try:
             ip = str(ipaddress.ip_address(host.strip("[]")))
         except ValueError:

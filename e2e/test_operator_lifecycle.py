@@ -461,7 +461,7 @@ def test_invalid_config_is_degraded_with_the_toml_error(kubectl: Kubectl) -> Non
             name,
             "--type=merge",
             "-p",
-            json.dumps({"spec": {"config": 'roles = ["admin", "worker"]\n'}}),
+            json.dumps({"spec": {"config": 'roles = ["admin", "worker", "metadata-server"]\n'}}),
         )
         wait_phase(kubectl, name, "Ready", timeout=90)
     finally:

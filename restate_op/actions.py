@@ -9,7 +9,7 @@ API errors; a permanent error propagates to the reconciler, which reports it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,16 @@ from restate_op.plan import Plan
 from restate_op.provisioning import node_address, provision_cluster
 
 log = logging.getLogger(__name__)
+
+
+class ChildConflict(Exception):
+    """A child's name is taken by an object this RestateCluster does not control."""
+
+
+def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
+    """Whether ``obj`` has a controller owner reference to the object with ``uid``."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in refs)
 
 
 @dataclass
@@ -64,6 +74,8 @@ class Actions:
         for manifest in plan.apply:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             why = drift(obs, manifest)
+            if kind != "Namespace" and obs.child(kind, name) is None:
+                await self._refuse_foreign(obs, manifest)
             fault_point(f"before-apply-{kind}/{name}")
             try:
                 await with_retries(self.client.apply, manifest, FIELD_MANAGER)
@@ -91,6 +103,25 @@ class Actions:
             await self.recorder.emit(dict(obs.raw), "Normal", "DriftCorrected", "Restore", note)
         if plan.apply:
             fault_point("after-apply-children")
+
+    async def _refuse_foreign(self, obs: Observation, manifest: dict[str, Any]) -> None:
+        """Never take over an object of the same name that someone else made.
+
+        The caches hold only the operator's own children, so a child they lack may still
+        exist (say, in an adopted namespace): applying would silently rewrite it, and fields
+        its owner manages would keep the apply from ever converging.
+        """
+        meta = manifest["metadata"]
+        existing = await with_retries(
+            self.client.get, resources.kind_of(manifest), meta["name"], meta.get("namespace")
+        )
+        if existing is None or controlled_by(existing, obs.cluster.metadata.uid):
+            return
+        raise ChildConflict(
+            f"{manifest['kind']} {meta['name']} already exists in namespace "
+            f"{meta.get('namespace')} and is not managed by this RestateCluster; the operator "
+            f"leaves it alone. Delete or rename it so that the operator can create its own."
+        )
 
     async def delete_stale_children(self, obs: Observation, plan: Plan, outcome: Outcome) -> None:
         for ref in plan.delete:

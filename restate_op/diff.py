@@ -42,7 +42,8 @@ def contains(live: Any, desired: Any) -> bool:
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
             return False
-        return all(k in live and contains(live[k], v) for k, v in desired.items())
+        # An empty list is stored as an absent field (omitempty): the same value.
+        return all(contains(live[k], v) if k in live else v == [] for k, v in desired.items())
     if isinstance(desired, list):
         if not isinstance(live, list) or len(live) != len(desired):
             return False

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from restate_op.children import aws, network_policies, restate_config
 from restate_op.children.config_map import desired_config_map
+from restate_op.children.kube_values import check_kube_values, check_storage_class
 from restate_op.children.metadata import selector_labels
 from restate_op.children.namespace import desired_namespace, namespace_ownership
 from restate_op.children.pdb import desired_pdb
@@ -102,7 +103,12 @@ class Plan:
 
 def make_plan(obs: Observation) -> Plan:
     cluster = obs.cluster
-    problems = tuple(restate_config.validate(cluster)) + _capability_problems(obs)
+    problems = (
+        tuple(restate_config.validate(cluster))
+        + tuple(check_kube_values(cluster))
+        + tuple(check_storage_class(cluster, obs.storage_classes, obs.pvcs))
+        + _capability_problems(obs)
+    )
     ownership: NamespaceOwnership = namespace_ownership(
         cluster, dict(obs.namespace) if obs.namespace is not None else None
     )

@@ -10,13 +10,18 @@ Least privilege, derived from the code:
 
 - Every write is a server-side apply, i.e. a ``PATCH``; no ``update`` anywhere except the
   Lease (optimistic ``PUT`` on its resourceVersion) and the ``finalizers`` check below.
-- An apply that creates an object is authorised as ``patch`` but admission may also ask for
-  ``create``; kinds the operator creates keep ``create``.
+- An apply that creates an object is authorised as ``patch``, and the API server also asks
+  for ``create`` when the object does not exist yet; kinds the operator creates keep ``create``.
 - ``delete`` only where the operator deletes: pruned children, the orphan delete of the
   StatefulSet during volume expansion, and the Pod Identity canary Job. Everything else
   (the Namespace, Services, PVCs, ...) goes away through owner references when the
   RestateCluster is deleted, so the garbage collector, not the operator, deletes it.
-- ``list``/``watch`` only on kinds the operator caches in an informer.
+- ``list``/``watch`` only on kinds the operator caches in an informer, and no ``get`` on them:
+  every read is served from those caches. ``get`` only where the operator reads one object
+  directly: pod ``restate-0`` (before provisioning) and its leader-election Lease.
+
+``e2e/test_helm.py`` proves every verb of every rule: it runs the operator under a role
+without that one verb and watches the API server refuse a request the operator needs.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from pathlib import Path
 #: The order verbs are written in (Kubernetes' own order), so rules read the same everywhere.
 VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete")
 
-READ = ("get", "list", "watch")
+#: Informer-cached kinds: list and watch, never get (reads come from the cache).
+READ = ("list", "watch")
 OWN = (*READ, "create", "patch")
 OWN_AND_DELETE = (*OWN, "delete")
 
@@ -75,7 +81,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         "",
         "persistentvolumeclaims",
-        ("get", "list", "watch", "patch"),
+        (*READ, "patch"),
         "Watched to follow volume expansion; patched to request the larger size. The "
         "StatefulSet creates them and they outlive it: never create or delete.",
     ),

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from restate_op import FIELD_MANAGER
-from restate_op.actions import Actions, Outcome
+from restate_op.actions import Actions, ChildConflict, Outcome
 from restate_op.api.models import RestateCluster, RestateClusterStatus
 from restate_op.decide import decide, reachable
 from restate_op.faults import fault_point
@@ -28,6 +28,12 @@ from restate_op.observe import ChildKey, Observation
 from restate_op.plan import Plan, make_plan
 from restate_op.settings import Capabilities, OperatorSettings
 from restate_op.status import Figures, Verdict, build_status, status_changed
+from restate_op.unreadable import (
+    INVALID_SPEC,
+    lenient_figures,
+    previous_status,
+    unreadable_verdict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +107,7 @@ class Reconciler:
                 log.error(
                     "RestateCluster does not match the model: %s", exc, extra={"cluster": name}
                 )
-                return Result(failed=True)
+                return await self._report_unreadable(name, exc)
             if obs is None:
                 return Result()
             return await self._reconcile(obs)
@@ -166,6 +172,40 @@ class Reconciler:
             return Result(failed=True)
         return Result(requeue_after=outcome.requeue_after)
 
+    async def _report_unreadable(self, name: str, exc: ValidationError) -> Result:
+        """Degraded with the fields to fix; nothing to retry until the spec changes."""
+        raw = self.view.cluster(name)
+        if raw is None:
+            return Result()
+        previous = previous_status(raw)
+        verdict = unreadable_verdict(exc)
+        generation = raw.get("metadata", {}).get("generation", 0)
+        status = build_status(self.definition, verdict, lenient_figures(raw), generation, previous)
+        if not status_changed(raw.get("status"), status):
+            return Result()
+        fault_point(f"before-status-write-{status.phase}")
+        try:
+            await with_retries(
+                self.client.apply,
+                {
+                    "apiVersion": "restate.dev/v1",
+                    "kind": "RestateCluster",
+                    "metadata": {"name": name},
+                    "status": status.to_kube(),
+                },
+                FIELD_MANAGER,
+                subresource="status",
+            )
+        except KubeError as exc_write:
+            log.warning("status write failed: %s", exc_write, extra={"cluster": name})
+            return Result(failed=True)
+        fault_point(f"after-status-write-{status.phase}")
+        if previous is None or previous.phase != "Degraded":
+            await self.recorder.emit(
+                dict(raw), "Warning", INVALID_SPEC, "ToDegraded", verdict.message
+            )
+        return Result()
+
     async def _write_status(self, obs: Observation, status: RestateClusterStatus) -> None:
         """Server-side apply of the status subresource, only when it would change."""
         if status_changed(obs.raw.get("status"), status):
@@ -185,6 +225,8 @@ class Reconciler:
 
 
 def _error_verdict(exc: BaseException) -> Verdict:
+    if isinstance(exc, ChildConflict):
+        return Verdict("Degraded", "ChildConflict", str(exc))
     if isinstance(exc, KubeError) and not is_transient(exc):
         return Verdict(
             "Degraded",
@@ -197,6 +239,8 @@ def _error_verdict(exc: BaseException) -> Verdict:
 
 
 def _error_label(exc: BaseException) -> str:
+    if isinstance(exc, ChildConflict):
+        return "KubePermanent"
     if isinstance(exc, KubeError):
         return "KubeTransient" if is_transient(exc) else "KubePermanent"
     return "Internal"

@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from restate_op.api.crd import CRD_NAME
@@ -137,14 +137,22 @@ class Operator:
     # -- start-up ------------------------------------------------------------------------
 
     async def _discover(self) -> Capabilities:
+        # One request says which API groups are served at all; only an optional group that
+        # is served is asked for its resources. Re-discovery every DISCOVERY_SECONDS thus
+        # costs one GET on a cluster without these APIs, not one per API.
+        served = await self.client.named_groups()
+
+        async def has(group_version: str, plural: str) -> bool:
+            return group_version in served and await self.client.has_api(group_version, plural)
+
         return Capabilities(
-            pod_identity_association=await self.client.has_api(
+            pod_identity_association=await has(
                 "eks.services.k8s.aws/v1alpha1", "podidentityassociations"
             ),
-            security_group_policy=await self.client.has_api(
+            security_group_policy=await has(
                 "vpcresources.k8s.aws/v1beta1", "securitygrouppolicies"
             ),
-            secret_provider_class=await self.client.has_api(
+            secret_provider_class=await has(
                 "secrets-store.csi.x-k8s.io/v1", "secretproviderclasses"
             ),
         )
@@ -184,6 +192,10 @@ class Operator:
         namespace = obj["metadata"].get("namespace")
         if namespace and self._clusters.get(None, namespace) is not None:
             self.queue.add(namespace)
+
+    def _enqueue_all_clusters(self, _event: str, _obj: Mapping[str, Any]) -> None:
+        for cluster in self._clusters.list(None):
+            self.queue.add(cluster["metadata"]["name"])
 
     def _enqueue_namespace(self, _event: str, obj: Mapping[str, Any]) -> None:
         name = obj["metadata"]["name"]
@@ -242,6 +254,8 @@ class Operator:
         )
         pvcs.add_handler(self._enqueue_owner_namespace)
         storage_classes = Informer(c, resources.STORAGE_CLASS, transform=_strip)
+        # A class created or made expandable may unblock any cluster waiting for it.
+        storage_classes.add_handler(self._enqueue_all_clusters)
         self._informers = [self._clusters, namespaces, *children, pvcs, storage_classes]
         return InformerView(self._clusters, namespaces, children, pvcs, storage_classes)
 
@@ -306,13 +320,37 @@ class Operator:
             asyncio.create_task(self._rediscover()),
             asyncio.create_task(self._count_phases()),
         ]
-        await self._stopping.wait()
+        try:
+            await self._stopping.wait()
+        except asyncio.CancelledError:
+            # The Lease is lost: no write may follow, so every worker is stopped (and waited
+            # for) before the elector campaigns again. A graceful stop drains them instead.
+            tasks = [*self._workers, *self._background]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks)
+            raise
+
+    async def _until_stopped(self, work: Awaitable[Any]) -> bool:
+        """Await ``work`` unless SIGTERM comes first (then cancel it and return False)."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            return False
+        task.result()
+        return True
 
     def _lost_lead(self) -> None:
+        """Back to standby. Exiting instead would turn every API server outage longer than
+        the renew deadline into a crash loop of all replicas."""
         if self.is_leader and not self._stopping.is_set():
-            log.error("lost the leader Lease; exiting so a fresh process starts as standby")
-            # Workers may be mid-write with stale authority; the safest recovery is restart.
-            os._exit(1)
+            log.error("lost the leader Lease; workers stopped, standing by to campaign again")
+        self.is_leader = False
+        METRICS.leader.set(0)
 
     async def run(self) -> None:
         await self.http.start()
@@ -326,7 +364,10 @@ class Operator:
             view = self._build_informers()
             for informer in self._informers:
                 informer.start()
-            await asyncio.gather(*(i.wait_synced() for i in self._informers))
+            if not await self._until_stopped(
+                asyncio.gather(*(i.wait_synced() for i in self._informers))
+            ):
+                return
             log.info("caches synced", extra={"clusters": len(self._clusters.list(None))})
             if self.settings.leader_elect:
                 elector = LeaderElector(

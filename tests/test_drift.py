@@ -86,3 +86,31 @@ def test_a_changed_spec_is_not_drift() -> None:
     obs = observe(after, children, _namespace(after))
     sts = _manifest(after, "StatefulSet", children, _namespace(after))
     assert drift(obs, sts) is None
+
+
+def test_a_rule_added_to_a_policy_that_admits_nobody_is_drift() -> None:
+    """Opening the fence (an ingress rule on deny-all or on a port nobody may reach) must be
+    undone: the operator owns the whole rule list, also when it is empty."""
+    raw = cluster("Ready")
+    children = _converged_children(raw)
+    for policy in ("deny-all", "allow-ingress-access"):
+        tampered = copy.deepcopy(children)
+        tampered[("NetworkPolicy", policy)]["spec"]["ingress"] = [{"ports": [{"port": 8080}]}]
+        obs = observe(raw, tampered, _namespace(raw))
+        applied = [m for m in make_plan(obs).apply if m["metadata"]["name"] == policy]
+        assert applied, f"{policy}: a foreign ingress rule went unnoticed"
+        assert applied[0]["spec"]["ingress"] == [], "an empty list clears the foreign rules"
+        assert drift(obs, applied[0]) == "spec.ingress changed"
+
+
+def test_policies_without_rules_converge_to_what_the_server_stores() -> None:
+    """The server drops empty rule lists; that is no difference (or every reconcile writes)."""
+    raw = cluster("Ready")
+    children = _converged_children(raw)
+    for key, child in children.items():
+        if key[0] == "NetworkPolicy":
+            for direction in ("ingress", "egress"):
+                if child["spec"].get(direction) == []:
+                    del child["spec"][direction]
+    obs = observe(raw, children, _namespace(raw))
+    assert make_plan(obs).apply == ()

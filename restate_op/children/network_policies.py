@@ -89,10 +89,14 @@ def _policy(
         "podSelector": {"matchLabels": selector_labels(cluster)},
         "policyTypes": policy_types,
     }
-    if ingress is not None:
-        spec["ingress"] = ingress
-    if egress is not None:
-        spec["egress"] = egress
+    # The rule list of every direction the policy governs is sent even when empty: applied
+    # with force, ``[]`` removes rules another client added (which would open the fence);
+    # left out, such rules would survive every apply. The server stores [] as absent,
+    # which ``diff.contains`` accepts as equal.
+    if ingress is not None or "Ingress" in policy_types:
+        spec["ingress"] = ingress or []
+    if egress is not None or "Egress" in policy_types:
+        spec["egress"] = egress or []
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

@@ -41,9 +41,12 @@ from restate_op.children.pod_security import (
     harden_sidecar,
     restricted_violations,
 )
+from restate_op.children.restate_schema import check_config, env_key, restate_version
 
 #: Roles a Restate 1.x node runs when its configuration names none.
 DEFAULT_ROLES: Final = ("http-ingress", "admin", "worker", "log-server", "metadata-server")
+#: The role that runs the replicated metadata store (``metadata-store`` is its old alias).
+METADATA_SERVER_ROLES: Final = frozenset({"metadata-server", "metadata-store"})
 
 AUTO_PROVISION_ENV: Final = "RESTATE_AUTO_PROVISION"
 AUTO_PROVISION_KEY: Final = "auto-provision"
@@ -118,6 +121,13 @@ def config_sets_metadata_client(cluster: RestateCluster) -> bool:
     return METADATA_CLIENT_KEY in (parsed_config(cluster) or {})
 
 
+def user_sets_metadata_client(cluster: RestateCluster) -> bool:
+    """``[metadata-client]`` in the config or a ``RESTATE_METADATA_CLIENT__*`` variable."""
+    return config_sets_metadata_client(cluster) or any(
+        e.name.startswith(METADATA_CLIENT_ENV_PREFIX) for e in cluster.spec.compute.env or []
+    )
+
+
 def _env_entries(cluster: RestateCluster, name: str) -> list[Any]:
     return [e for e in cluster.spec.compute.env or [] if e.name == name]
 
@@ -157,6 +167,7 @@ def validate(cluster: RestateCluster) -> list[SpecProblem]:
     return [
         *_check_image(cluster),
         *_check_config(cluster),
+        *_check_role_layout(cluster),
         *_check_cluster_name(cluster),
         *_check_env(cluster),
         *_check_auto_provision(cluster),
@@ -199,6 +210,69 @@ def _check_config(cluster: RestateCluster) -> list[SpecProblem]:
             _problem(
                 "spec.config",
                 'roles must be an array of strings, e.g. roles = ["worker", "admin"].',
+            )
+        )
+    return problems or _check_restate_rules(cluster, doc)
+
+
+def _check_restate_rules(cluster: RestateCluster, doc: dict[str, Any]) -> list[SpecProblem]:
+    """Values Restate itself would refuse at start-up, in Restate's own words.
+
+    Keys the pod's environment sets are skipped: Restate reads ``RESTATE_*`` variables over
+    the file, so e.g. ``log-format`` in the file never matters next to the operator's
+    ``RESTATE_LOG_FORMAT``.
+    """
+    # statefulset imports this module; the variable names do not depend on the settings.
+    from restate_op.children.statefulset import restate_env  # noqa: PLC0415
+    from restate_op.settings import OperatorSettings  # noqa: PLC0415
+
+    env_names = [e["name"] for e in restate_env(cluster, OperatorSettings())]
+    return [
+        _problem(
+            "spec.config",
+            f"{restate_version()} would refuse to start with this configuration: "
+            f"{key}: {error}. Fix the value of {key}.",
+        )
+        for key, error in check_config(doc, env_names)
+    ]
+
+
+def _check_role_layout(cluster: RestateCluster) -> list[SpecProblem]:
+    """Role sets with which a cluster of identical pods can never work (probed on 1.7).
+
+    Every pod runs the same roles. Without ``admin`` no node runs the cluster controller or
+    the admin API (the readiness probe's port 9070 is never opened); without a
+    metadata server, nodes using the default replicated metadata client exit at start-up.
+    (Restate 1.7: "failed writing to metadata store", or a panic on a single node.)
+    A user who configures ``[metadata-client]`` (joining another cluster, or an external
+    metadata store) knows where these live, so the layout is theirs to choose.
+    """
+    if user_sets_metadata_client(cluster) or any(
+        env_key(e.name) == "roles" for e in cluster.spec.compute.env or []
+    ):
+        return []
+    roles = restate_roles(cluster)
+    problems = []
+    if "admin" not in roles:
+        problems.append(
+            _problem(
+                "spec.config",
+                f"roles = {roles} has no admin role. Every pod of the cluster runs these "
+                "roles, so no node would run Restate's cluster controller or admin API "
+                '(port 9070): the cluster could never work or become ready. Add "admin" '
+                "to roles, or configure [metadata-client] to join a cluster that has admin "
+                "nodes.",
+            )
+        )
+    if not METADATA_SERVER_ROLES & set(roles):
+        problems.append(
+            _problem(
+                "spec.config",
+                f"roles = {roles} has no metadata-server role, and without a "
+                "[metadata-client] section nodes use the replicated metadata store that "
+                "only metadata-server nodes provide: Restate nodes would fail at start-up. "
+                'Add "metadata-server" to roles, or '
+                'configure [metadata-client] (e.g. type = "object-store").',
             )
         )
     return problems

@@ -52,10 +52,10 @@ from restate_op.children.restate_config import (
     AUTO_PROVISION_ENV,
     METADATA_CLIENT_ENV_PREFIX,
     config_map_name,
-    config_sets_metadata_client,
     config_toml,
     effective_auto_provision,
     restate_roles,
+    user_sets_metadata_client,
 )
 from restate_op.settings import OperatorSettings
 
@@ -135,11 +135,8 @@ def restate_env(cluster: RestateCluster, settings: OperatorSettings) -> list[dic
     if auto_provision:
         # The operator provisions once; nodes provisioning themselves could split the cluster.
         head.append(_value_env(AUTO_PROVISION_ENV, "false"))
-    user_sets_metadata_client = config_sets_metadata_client(cluster) or any(
-        name.startswith(METADATA_CLIENT_ENV_PREFIX) for name in user_names
-    )
     if (cluster.spec.compute.desired_replicas > 1 or auto_provision) and not (
-        user_sets_metadata_client
+        user_sets_metadata_client(cluster)
     ):
         addresses = json.dumps([metadata_client_address(cluster, settings)])
         head.append(_value_env(f"{METADATA_CLIENT_ENV_PREFIX}ADDRESSES", addresses))
@@ -249,17 +246,28 @@ def _ca_init_container(cluster: RestateCluster, certs: list[SecretKeyRef]) -> di
 
 
 def readiness_probe(cluster: RestateCluster) -> dict[str, Any]:
-    """GET ``/health`` on the admin port, or on the node port for nodes without the admin role.
+    """The HTTP check that says a node serves what its roles offer (verified on Restate 1.7).
 
-    Upstream always probes 9070, which never answers on a node without the admin role; the
-    node port's ``/health`` is checked against a real restate-server elsewhere in the tests.
+    ``admin``: GET ``/health`` on 9070, which answers only once the node has joined a
+    provisioned cluster (before that it does not respond). Without admin (allowed only when
+    the user's ``[metadata-client]`` joins another cluster, see ``validate``): the ingress'
+    ``/restate/health`` on 8080 if the node serves ingress, else ``/health`` on the node port,
+    which Restate answers with 200 as soon as the process listens - Restate 1.7 has no HTTP
+    endpoint on that port that waits for the node to be up. Upstream always probes 9070,
+    which a node without admin never opens.
     No ``initialDelaySeconds`` (upstream: 30): a failed readiness probe restarts nothing, so
     a delay only postpones the moment a healthy node starts serving; probing every 5 s from
     the start with a failure threshold of 3 makes nodes ready as soon as they are.
     """
-    port = ADMIN_PORT if "admin" in restate_roles(cluster) else NODE_PORT
+    roles = restate_roles(cluster)
+    if "admin" in roles:
+        path, port = "/health", ADMIN_PORT
+    elif "http-ingress" in roles:
+        path, port = "/restate/health", INGRESS_PORT
+    else:
+        path, port = "/health", NODE_PORT
     return {
-        "httpGet": {"path": "/health", "port": port},
+        "httpGet": {"path": path, "port": port},
         "periodSeconds": 5,
         "failureThreshold": 3,
     }

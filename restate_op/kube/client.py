@@ -23,7 +23,7 @@ import kr8s.asyncio
 from prometheus_client import Counter
 
 from restate_op import __version__
-from restate_op.kube.errors import KubeError, NotFound, from_status, translate
+from restate_op.kube.errors import KubeError, NotFound, from_response, from_status, translate
 from restate_op.kube.resources import Kind, Target, kind_of
 
 logger = logging.getLogger(__name__)
@@ -147,14 +147,27 @@ class KubeClient:
         if params:
             kwargs["params"] = dict(params)
         try:
-            async with self._api.call_api(
-                method,
-                headers=headers,
-                stream=stream,
-                timeout=http_timeout or self._timeout,
-                **kwargs,
-            ) as response:
-                yield response
+            for attempt in (1, 2):
+                # Errors are ours to read: kr8s would treat every 403 (RBAC, quota,
+                # admission) as expired credentials and rebuild the connection pool under
+                # the feet of every other request. Only a 401 means that, and earns one
+                # re-authentication.
+                async with self._api.call_api(
+                    method,
+                    headers=headers,
+                    stream=stream,
+                    raise_for_status=False,
+                    timeout=http_timeout or self._timeout,
+                    **kwargs,
+                ) as response:
+                    if not response.is_error:
+                        yield response
+                        return
+                    if stream:
+                        await response.aread()
+                    if response.status_code != 401 or attempt == 2:
+                        raise from_response(response)
+                await self._reauthenticate()
         except KubeError:
             raise
         except Exception as exc:
@@ -162,6 +175,11 @@ class KubeClient:
             if error is None:
                 raise
             raise error from exc
+
+    async def _reauthenticate(self) -> None:
+        """Reload credentials (say a rotated ServiceAccount token) after a 401."""
+        await self._api.auth.reauthenticate()
+        await self._api._create_session()
 
     async def _request(
         self,
@@ -404,12 +422,17 @@ class KubeClient:
     async def api_groups(self) -> set[str]:
         """Every group/version the server serves, e.g. ``{"v1", "apps/v1", ...}``."""
         core = await self._discover(Target("/api", "", None, ""))
+        return {str(v) for v in core.get("versions") or ()} | await self.named_groups()
+
+    async def named_groups(self) -> set[str]:
+        """The group/versions served under ``/apis`` (every group but the core ``v1``), in
+        one request: cheap enough to poll for optional APIs appearing."""
         groups = await self._discover(Target("/apis", "", None, ""))
-        served: set[str] = {str(v) for v in core.get("versions") or ()}
-        for group in groups.get("groups") or ():
-            for version in group.get("versions") or ():
-                served.add(str(version.get("groupVersion")))
-        return served
+        return {
+            str(version.get("groupVersion"))
+            for group in groups.get("groups") or ()
+            for version in group.get("versions") or ()
+        }
 
     async def has_api(self, group_version: str, plural: str) -> bool:
         """Whether the server serves ``plural`` in ``group_version`` (e.g. an optional CRD)."""

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Literal
 
 from restate_op.kube.client import KubeClient, LabelSelector, Obj, ObjList
-from restate_op.kube.errors import Gone
+from restate_op.kube.errors import MAX_RETRY_AFTER, Gone, retry_after
 from restate_op.kube.resources import Kind
 
 logger = logging.getLogger(__name__)
@@ -218,6 +218,8 @@ class Informer:
             except Exception as exc:
                 self.last_error = exc
                 delay = backoff * random.uniform(0.8, 1.2)
+                # A throttled request (429) says when to come back: never sooner.
+                delay = max(delay, min(retry_after(exc) or 0.0, MAX_RETRY_AFTER))
                 logger.warning(
                     "%s: list/watch failed, re-listing in %.1fs: %s", self.name, delay, exc
                 )

@@ -8,6 +8,10 @@ The algorithm is client-go's ``leaderelection``:
 - The leader renews (``renewTime``) every ``retry_period``. If it cannot renew for
   ``renew_deadline`` it steps down, which happens before ``lease_duration`` has passed and
   anyone else may take over, so two leaders never act at once.
+- A renewal is one request: the leader writes over the Lease exactly as it last wrote it,
+  without reading it first (client-go's fast path). The ``resourceVersion`` makes that write
+  fail with ``409 Conflict`` if anyone else wrote since; only then does it read the Lease and
+  decide as a candidate would.
 - On shutdown the leader releases the Lease (no holder, 1 s duration) so a standby takes
   over within one ``retry_period`` instead of waiting for the lease to expire.
 
@@ -99,6 +103,8 @@ class LeaderElector:
         self._observed: tuple[str, str] | None = None
         self._observed_at = 0.0
         self._last_renew = 0.0
+        #: The Lease as we last wrote it while holding it: what the next renewal writes over.
+        self._held: Obj | None = None
         self.observed_holder: str = ""
 
     @property
@@ -128,8 +134,18 @@ class LeaderElector:
         """
         started = time.monotonic()
         now = micro_time(self._clock())
-        lease = await self.client.get(LEASE, self.name, self.namespace)
         duration = max(1, math.ceil(self.lease_duration))
+        if self._held is not None and not self._stopping:
+            held, self._held = self._held, None
+            renewed = {**(held.get("spec") or {}), "renewTime": now}
+            renewed["leaseDurationSeconds"] = duration
+            try:
+                updated = await self.client.replace({**held, "spec": renewed})
+            except Conflict:
+                pass  # written by someone else since: read it and decide as a candidate
+            else:
+                return self._won(updated, started)
+        lease = await self.client.get(LEASE, self.name, self.namespace)
         if lease is None:
             manifest: Obj = {
                 "apiVersion": LEASE.api_version,
@@ -149,9 +165,7 @@ class LeaderElector:
                 created = await self.client.create(manifest)
             except Conflict:
                 return False
-            self._observe(created.get("spec") or {})
-            self._last_renew = started
-            return True
+            return self._won(created, started)
         spec: dict[str, Any] = dict(lease.get("spec") or {})
         self._observe(spec)
         holder = str(spec.get("holderIdentity") or "")
@@ -167,8 +181,13 @@ class LeaderElector:
             updated = await self.client.replace({**lease, "spec": spec})
         except Conflict:
             return False
-        self._observe(updated.get("spec") or {})
+        return self._won(updated, started)
+
+    def _won(self, lease: Obj, started: float) -> bool:
+        """We hold ``lease`` (as the API server returned it), written at ``started``."""
+        self._observe(lease.get("spec") or {})
         self._last_renew = started
+        self._held = lease
         return True
 
     async def release(self) -> bool:
@@ -179,6 +198,7 @@ class LeaderElector:
         logs) if the Lease could not be written; it then expires on its own.
         """
         self._stopping = True
+        self._held = None
         self._wake.set()
         if not self._is_leader:
             return False

@@ -21,6 +21,8 @@ BASELINE_SPEC: dict[str, Any] = {
 
 # Keys whose empty object means something in Kubernetes and so may legitimately be sent.
 MEANINGFUL_EMPTY_KEYS = {"emptyDir", "namespaceSelector", "podSelector"}
+# A NetworkPolicy's empty rule lists are sent on purpose: applied, they clear rules others add.
+MEANINGFUL_EMPTY_LISTS = {".spec.ingress", ".spec.egress"}
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +83,11 @@ def empty_fields(manifest: dict[str, Any]) -> list[str]:
     for path, value in walk(manifest):
         key = path.rsplit(".", 1)[-1]
         meaningful = key in MEANINGFUL_EMPTY_KEYS or path.endswith("]")
-        if value is None or value == [] or (value == {} and not meaningful):
+        if (
+            value is None
+            or (value == [] and path not in MEANINGFUL_EMPTY_LISTS)
+            or (value == {} and not meaningful)
+        ):
             found.append(path)
     return found
 

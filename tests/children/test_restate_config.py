@@ -442,3 +442,53 @@ def test_every_message_names_its_field() -> None:
     for problem in found:
         assert problem.message.startswith(problem.field)
         assert problem.reason == "InvalidConfig"
+
+
+# --- role layouts (observed on restate-server 1.7) ------------------------------------------
+
+
+def test_roles_without_admin_are_refused() -> None:
+    [problem] = problems({"config": 'roles = ["worker", "log-server", "metadata-server"]\n'})
+    assert problem.field == "spec.config"
+    assert "no admin role" in problem.message and "9070" in problem.message
+
+
+def test_roles_without_metadata_server_are_refused() -> None:
+    [problem] = problems({"config": 'roles = ["admin", "worker", "log-server"]\n'})
+    assert "no metadata-server role" in problem.message
+    assert "[metadata-client]" in problem.message
+
+
+def test_metadata_store_alias_counts_as_metadata_server() -> None:
+    assert problems({"config": 'roles = ["admin", "worker", "metadata-store"]\n'}) == []
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"config": 'roles = ["worker"]\n[metadata-client]\naddresses = ["http://other:5122"]\n'},
+        {
+            "config": 'roles = ["worker", "http-ingress"]\n',
+            "compute": {
+                "env": [{"name": "RESTATE_METADATA_CLIENT__ADDRESSES", "value": '["http://x"]'}]
+            },
+        },
+        {
+            "config": 'roles = ["worker"]\n',
+            "compute": {"env": [{"name": "RESTATE_ROLES", "value": '["admin"]'}]},
+        },
+    ],
+)
+def test_role_layout_is_the_users_when_metadata_client_or_roles_env_is_set(
+    spec: dict[str, Any],
+) -> None:
+    assert problems(spec) == []
+
+
+def test_layouts_with_admin_and_metadata_server_are_accepted() -> None:
+    for roles in (
+        '["admin", "worker", "log-server", "metadata-server"]',
+        '["http-ingress", "admin", "metadata-server"]',
+        '["admin", "worker", "metadata-server", "http-ingress"]',
+    ):
+        assert problems({"config": f"roles = {roles}\n"}) == []

@@ -590,6 +590,11 @@ def test_readiness_probe_on_node_port_without_admin_role() -> None:
     assert "initialDelaySeconds" not in probe
 
 
+def test_readiness_probe_on_ingress_without_admin_role() -> None:
+    probe = restate(build({"config": 'roles = ["worker", "http-ingress"]'}))["readinessProbe"]
+    assert probe["httpGet"] == {"path": "/restate/health", "port": 8080}
+
+
 # --- pod security --------------------------------------------------------------------------
 
 

@@ -296,6 +296,9 @@ async def test_discovery() -> None:
 
     client, rec = fake_client(handler)
     assert await client.api_groups() == {"v1", "apps/v1"}
+    seen = len(rec.requests)
+    assert await client.named_groups() == {"apps/v1"}
+    assert [r.url.path.rstrip("/") for r in rec.requests[seen:]] == ["/apis"]
     assert await client.has_api("apps/v1", "statefulsets")
     assert not await client.has_api("apps/v1", "deployments")
     assert await client.has_api("v1", "pods")

@@ -24,6 +24,7 @@ class FakeLeases:
     def __init__(self) -> None:
         self.leases: dict[tuple[str, str], Obj] = {}
         self.rv = 0
+        self.reads = 0
         self.writes = 0
         self.down = False
 
@@ -45,6 +46,7 @@ class _View:
         await asyncio.sleep(0)
         self._check()
         assert kind is LEASE
+        self.store.reads += 1
         found = self.store.leases.get((namespace or "", name))
         return copy.deepcopy(found) if found else None
 
@@ -147,6 +149,45 @@ async def test_create_then_renew_then_the_other_cannot_take_it() -> None:
     assert store.leases[("ns", "leader")]["spec"]["renewTime"] > first_renew
     assert not await b.try_acquire_or_renew()
     assert store.leases[("ns", "leader")]["spec"]["holderIdentity"] == "a"
+
+
+async def test_the_holder_renews_with_one_write_and_no_read() -> None:
+    store = FakeLeases()
+    a = elector(store, "a")
+    assert await a.try_acquire_or_renew()
+    reads, writes = store.reads, store.writes
+    for _ in range(3):
+        await asyncio.sleep(0.01)
+        before = store.leases[("ns", "leader")]["spec"]["renewTime"]
+        assert await a.try_acquire_or_renew()
+        assert store.leases[("ns", "leader")]["spec"]["renewTime"] > before
+    assert (store.reads, store.writes) == (reads, writes + 3)
+    assert store.leases[("ns", "leader")]["spec"]["leaseTransitions"] == 0
+
+
+async def test_a_write_by_someone_else_sends_the_holder_back_to_reading() -> None:
+    store = FakeLeases()
+    now = [datetime.now(UTC)]
+    timings: dict[str, Any] = {"lease_duration": 15, "renew_deadline": 10, "retry_period": 2}
+    a = elector(store, "a", clock=lambda: now[0], **timings)
+    b = elector(store, "b", clock=lambda: now[0], **timings)
+    assert await a.try_acquire_or_renew()
+    # Someone else touches the Lease (a label, say) while a still holds it: a's blind write
+    # conflicts, a reads the Lease, finds itself the holder and renews.
+    store.leases[("ns", "leader")]["metadata"]["labels"] = {"touched": "yes"}
+    store.rv += 1
+    store.leases[("ns", "leader")]["metadata"]["resourceVersion"] = str(store.rv)
+    reads = store.reads
+    assert await a.try_acquire_or_renew()
+    assert store.reads == reads + 1
+    assert store.leases[("ns", "leader")]["metadata"]["labels"] == {"touched": "yes"}
+    # a stops renewing; b takes the expired Lease over. a's next blind write must not win it
+    # back: it conflicts, and the Lease a then reads is b's and valid.
+    now[0] += timedelta(seconds=16)
+    assert await b.try_acquire_or_renew()
+    assert not await a.try_acquire_or_renew()
+    assert store.leases[("ns", "leader")]["spec"]["holderIdentity"] == "b"
+    assert store.leases[("ns", "leader")]["spec"]["leaseTransitions"] == 1
 
 
 async def test_two_candidates_racing_on_a_free_lease_one_wins() -> None:

@@ -3,17 +3,17 @@
 # The restate configuration, in ConfigMaps named by content hash; stale ones are pruned.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Each RestateCluster gets a Namespace of the same name, applied and watched; deleted by the
 # garbage collector.
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 # Watched to follow volume expansion; patched to request the larger size. The StatefulSet
 # creates them and they outlive it: never create or delete.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 # Reads pod restate-0 to provision the Restate cluster once it runs.
 - apiGroups: [""]
   resources: ["pods"]
@@ -21,20 +21,20 @@
 # The ServiceAccount restate pods run as.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 # The restate and restate-cluster Services.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 # The restate StatefulSet; deleted with propagation Orphan (pods and volumes kept) to re-create
 # it with a larger volume claim template.
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # The Pod Identity canary Job, deleted once it has done its work or failed.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Events on RestateClusters (transitions, resizes, provisioning); patch updates the series count
 # of a repeated event.
 - apiGroups: ["events.k8s.io"]
@@ -43,16 +43,16 @@
 # The NetworkPolicies isolating each cluster; pruned when no longer wanted.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # The PodDisruptionBudget of multi-node clusters; pruned when scaled to one.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # The resource the operator reconciles; cached in an informer. Never written: there is no
 # finalizer, children are reaped by owner references.
 - apiGroups: ["restate.dev"]
   resources: ["restateclusters"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 # Children carry an owner reference with blockOwnerDeletion; where the
 # OwnerReferencesPermissionEnforcement admission plugin is on (e.g. OpenShift) that needs update
 # on the owner's finalizers. Grants nothing else: the CRD serves no finalizers subresource.
@@ -68,16 +68,16 @@
 # CSI driver); pruned when no longer wanted.
 - apiGroups: ["secrets-store.csi.x-k8s.io"]
   resources: ["secretproviderclasses"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # allowVolumeExpansion decides whether a larger storage request can be met.
 - apiGroups: ["storage.k8s.io"]
   resources: ["storageclasses"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 # SecurityGroupPolicy for spec.security.awsPodSecurityGroups (AWS VPC CNI); pruned when the
 # field is removed. Harmless where the CRD is absent.
 - apiGroups: ["vpcresources.k8s.aws"]
   resources: ["securitygrouppolicies"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 {{- end }}
 {{- define "restate-operator.leaseRules" }}
 # Leader election: read the Lease, create it once, then renew, take over or release it with an
@@ -91,5 +91,5 @@
 # and pruned when the role is removed.
 - apiGroups: ["eks.services.k8s.aws"]
   resources: ["podidentityassociations"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 {{- end }}
