@@ -21,6 +21,9 @@ from restate_op.observe import Observation
 
 #: Phases in which every desired child existed for the observed generation.
 CONVERGED_PHASES = frozenset({"Ready", "Degraded"})
+#: Degraded reasons reached only with every child applied (others, such as a rejected apply
+#: or an API outage on the first reconcile, may come before any child exists).
+CONVERGED_DEGRADED_REASONS = frozenset({"PodsNotReady", "VolumeExpansionNotSupported"})
 
 
 def first_difference(live: Any, desired: Any, path: str = "") -> str | None:
@@ -67,11 +70,16 @@ def _hash(obj: Mapping[str, Any]) -> str | None:
 def converged(obs: Observation) -> bool:
     """Whether the cluster had every child for its current spec at the last status write."""
     status = obs.cluster.status
-    return (
-        status is not None
-        and status.phase in CONVERGED_PHASES
-        and status.observed_generation == obs.cluster.metadata.generation
-    )
+    if (
+        status is None
+        or status.phase not in CONVERGED_PHASES
+        or status.observed_generation != obs.cluster.metadata.generation
+    ):
+        return False
+    if status.phase == "Degraded":
+        degraded = next((c for c in status.conditions or [] if c.type == "Degraded"), None)
+        return degraded is not None and degraded.reason in CONVERGED_DEGRADED_REASONS
+    return True
 
 
 def drift(obs: Observation, manifest: Mapping[str, Any]) -> str | None:

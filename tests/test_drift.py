@@ -114,3 +114,25 @@ def test_policies_without_rules_converge_to_what_the_server_stores() -> None:
                     del child["spec"][direction]
     obs = observe(raw, children, _namespace(raw))
     assert make_plan(obs).apply == ()
+
+
+def test_first_creation_after_a_failed_first_reconcile_is_not_drift() -> None:
+    # A rejected apply or an API outage makes a brand-new cluster Degraded before any child
+    # exists; creating the children afterwards restores nothing.
+    raw = cluster("Degraded")
+    raw["status"]["conditions"] = [
+        {"type": "Degraded", "status": "True", "reason": "ApplyRejected", "message": "x"}
+    ]
+    obs = observe(raw)
+    assert all(drift(obs, m) is None for m in make_plan(obs).apply)
+
+
+def test_a_child_deleted_while_pods_are_not_ready_is_drift() -> None:
+    raw = cluster("Degraded")
+    raw["status"]["conditions"] = [
+        {"type": "Degraded", "status": "True", "reason": "PodsNotReady", "message": "x"}
+    ]
+    children = _converged_children(raw)
+    del children[("Service", "restate")]
+    obs = observe(raw, children, _namespace(raw))
+    assert [drift(obs, m) for m in make_plan(obs).apply] == ["deleted"]
