@@ -20,6 +20,7 @@ from restate_op.api.crd import CRD_NAME
 from restate_op.http import HealthServer
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
+from restate_op.kube.compact import compact
 from restate_op.kube.events import EventRecorder
 from restate_op.kube.informer import Informer
 from restate_op.kube.lease import LeaderElector
@@ -49,14 +50,16 @@ DISCOVERY_SECONDS = 60.0
 
 
 def _strip(obj: dict[str, Any]) -> dict[str, Any]:
-    """Drop what the operator never reads, to keep 1000 clusters' caches small."""
+    """Drop what the operator never reads and share repeated strings, to keep 1000 clusters'
+    caches small."""
     metadata = obj.get("metadata")
     if isinstance(metadata, dict):
         metadata.pop("managedFields", None)
         annotations = metadata.get("annotations")
         if annotations:
             annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
-    return obj
+    compacted: dict[str, Any] = compact(obj)
+    return compacted
 
 
 class InformerView(ClusterView):
@@ -204,7 +207,12 @@ class Operator:
 
     def _child_kinds(self) -> list[resources.Kind]:
         kinds = list(CHILD_KINDS)
-        if self.capabilities.pod_identity_association:
+        # Only with --aws-pod-identity-association-cluster are PodIdentityAssociations the
+        # operator's (and only then does the chart grant access to them).
+        if (
+            self.capabilities.pod_identity_association
+            and self.settings.aws_pod_identity_association_cluster
+        ):
             kinds.append(resources.POD_IDENTITY_ASSOCIATION)
         if self.capabilities.security_group_policy:
             kinds.append(resources.SECURITY_GROUP_POLICY)
@@ -325,11 +333,13 @@ class Operator:
         except asyncio.CancelledError:
             # The Lease is lost: no write may follow, so every worker is stopped (and waited
             # for) before the elector campaigns again. A graceful stop drains them instead.
+            # Cancelled until they are done: the transitions library swallows a cancellation
+            # that arrives inside a transition, so one cancel may not end a reconcile.
             tasks = [*self._workers, *self._background]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks)
+            while pending := [task for task in tasks if not task.done()]:
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=0.1)
             raise
 
     async def _until_stopped(self, work: Awaitable[Any]) -> bool:

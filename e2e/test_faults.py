@@ -1,0 +1,588 @@
+"""Crash anywhere, lose nothing: the operator killed at every fault point, then restarted.
+
+For each point of ``restate_op.faults.FAULT_POINTS`` an operator started with
+``RESTATE_OP_CRASH_AT`` drives a cluster through the transition that reaches the point
+(create -> Ready, a config change, a scale-down, disabling policies, provisioning, storage
+growth -> Expanding -> Ready) and exits there with code 86. A normal operator then takes over
+and must converge to Ready with the same children (same UIDs where nothing required a new
+object; the StatefulSet may be re-created only by expansion), every PVC kept, no pod restarted
+where no roll was due, and no duplicate or stale object.
+
+Operators here run without leader election (no Lease left behind by a crash) and never two
+at a time; the module does not use the shared ``operator`` fixture.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.api_proxy import ApiProxy, Reply, conflict, too_many_requests
+from e2e.fault_tools import (
+    MANAGED,
+    Snapshot,
+    api_requests,
+    assert_nothing_lost,
+    delete_cluster,
+    desired_children,
+    events,
+    running_operator,
+    snapshot,
+    start_crash_operator,
+    wait_crash,
+)
+from e2e.metrics import is_leader, write_requests
+from e2e.operator_fixtures import cluster_manifest, condition, phase_of, wait_phase
+from e2e.operator_process import Kubectl, wait_for
+from restate_op.faults import FAULT_POINTS, template_of
+from restate_op.quantity import quantity_bytes
+
+pytestmark = pytest.mark.usefixtures("restate_crd")
+
+GIB = 2**30
+#: Every point a crash was injected at in this session, for the coverage check at the end.
+CRASHED_AT: list[str] = []
+
+
+def _manifest(name: str, replicas: int = 2, **spec: Any) -> dict[str, Any]:
+    manifest = cluster_manifest(name, cluster={"autoProvision": False}, **spec)
+    manifest["spec"]["compute"]["replicas"] = replicas
+    return manifest
+
+
+def _create_switches() -> list[str]:
+    """Every step of creating a cluster, in the order the operator takes them."""
+    switches = []
+    for kind, name in desired_children(_manifest("probe")):
+        switches.append(
+            "before-apply-Namespace" if kind == "Namespace" else f"before-apply-{kind}/{name}"
+        )
+    return [
+        *switches,
+        "after-apply-children",
+        "before-status-write-Provisioning",
+        "after-status-write-Provisioning",
+        "before-status-write-Ready",
+        "after-status-write-Ready",
+    ]
+
+
+CREATE_SWITCHES = _create_switches()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def _crash_then_recover(
+    kubectl: Kubectl,
+    workdir: Path,
+    switch: str,
+    name: str,
+    act: Any,
+) -> tuple[Snapshot, dict[str, Any], Snapshot]:
+    """Start a crash operator, ``act()``, wait for the crash, recover with a normal one."""
+    crash = start_crash_operator(kubectl.kubeconfig, workdir, switch)
+    try:
+        act()
+        point = wait_crash(crash, switch, name)
+    finally:
+        crash.kill()
+    CRASHED_AT.append(point)
+    at_crash = snapshot(kubectl, name)
+    with running_operator(kubectl.kubeconfig, workdir, "recovery"):
+        cluster = wait_phase(kubectl, name, "Ready", timeout=120)
+        after = snapshot(kubectl, name)
+    return at_crash, cluster, after
+
+
+@pytest.mark.parametrize("switch", CREATE_SWITCHES)
+def test_crash_while_creating(kubectl: Kubectl, workdir: Path, switch: str) -> None:
+    name = f"crash-create-{CREATE_SWITCHES.index(switch)}"
+    manifest = _manifest(name)
+    try:
+        at_crash, cluster, after = _crash_then_recover(
+            kubectl, workdir, switch, name, lambda: kubectl.apply(manifest)
+        )
+        assert_nothing_lost(at_crash, after, expected=desired_children(manifest))
+        assert cluster["status"]["readyReplicas"] == 2
+        assert sorted(after.pvcs) == ["storage-restate-0", "storage-restate-1"]
+        assert condition(cluster, "Ready")["status"] == "True"
+    finally:
+        delete_cluster(kubectl, name)
+
+
+# -- pruning: the new children exist, a stale one is about to go --------------------------
+
+
+@pytest.fixture(scope="module")
+def prune_cluster(
+    kubectl: Kubectl, restate_crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    manifest = _manifest("crash-prune", config="[worker]\n")
+    kubectl.apply(manifest)
+    with running_operator(kubectl.kubeconfig, tmp_path_factory.mktemp("prune"), "setup"):
+        wait_phase(kubectl, "crash-prune", "Ready", timeout=120)
+    try:
+        yield manifest
+    finally:
+        delete_cluster(kubectl, "crash-prune")
+
+
+PRUNE_STEPS: dict[str, tuple[dict[str, Any], bool]] = {
+    # switch: (spec change, pods may roll)
+    "before-delete-ConfigMap": ({"config": "default-num-partitions = 12\n"}, True),
+    # One node drops the metadata-client address list from the pod template: a roll is due.
+    "before-delete-PodDisruptionBudget/restate": ({"compute": {"replicas": 1}}, True),
+    "before-delete-NetworkPolicy": ({"security": {"disableNetworkPolicies": True}}, False),
+}
+
+
+@pytest.mark.parametrize("switch", list(PRUNE_STEPS))
+def test_crash_while_pruning(
+    kubectl: Kubectl, workdir: Path, prune_cluster: dict[str, Any], switch: str
+) -> None:
+    name = prune_cluster["metadata"]["name"]
+    change, rolls = PRUNE_STEPS[switch]
+    for section, fields in change.items():
+        if isinstance(fields, dict):
+            prune_cluster["spec"].setdefault(section, {}).update(fields)
+        else:
+            prune_cluster["spec"][section] = fields
+    before = snapshot(kubectl, name)
+    at_crash, _, after = _crash_then_recover(
+        kubectl,
+        workdir,
+        switch,
+        name,
+        lambda: kubectl.run(
+            "patch", "rsc", name, "--type=merge", "-p", json.dumps({"spec": change})
+        ),
+    )
+    assert_nothing_lost(
+        before,
+        after,
+        expected=desired_children(prune_cluster),
+        pods_may_roll=rolls,
+        pods_may_go=["restate-1"],
+    )
+    assert_nothing_lost(
+        at_crash,
+        after,
+        expected=desired_children(prune_cluster),
+        pods_may_roll=rolls,
+        pods_may_go=["restate-1"],
+    )
+
+
+# -- provisioning ---------------------------------------------------------------------------
+
+
+def test_crash_before_provisioning(kubectl: Kubectl, workdir: Path) -> None:
+    """Crash just before ProvisionCluster: the next operator provisions (here it cannot:
+    kwok pods run no Restate, so it keeps retrying and says why), nothing is recorded as
+    provisioned, nothing lost; when the user takes provisioning over the cluster is Ready."""
+    name = "crash-provision"
+    manifest = cluster_manifest(name, cluster={"autoProvision": True})
+    try:
+        crash = start_crash_operator(kubectl.kubeconfig, workdir, "before-provision")
+        try:
+            kubectl.apply(manifest)
+            CRASHED_AT.append(wait_crash(crash, "before-provision", name))
+        finally:
+            crash.kill()
+        at_crash = snapshot(kubectl, name)
+        with running_operator(kubectl.kubeconfig, workdir, "recovery") as op:
+
+            def retried() -> dict[str, Any] | None:
+                obj = kubectl.get("restatecluster", name)
+                message = (obj or {}).get("status", {}).get("message", "")
+                return obj if "ProvisionCluster failed" in message else None
+
+            cluster = wait_for(retried, 90, what="the provisioning retried")
+            assert cluster["status"]["phase"] == "Provisioning"
+            assert not cluster["status"].get("provisioned")
+            assert "reconcile crashed" not in op.logs()
+            assert_nothing_lost(
+                at_crash, snapshot(kubectl, name), expected=desired_children(manifest)
+            )
+            kubectl.run(
+                "patch",
+                "rsc",
+                name,
+                "--type=merge",
+                "-p",
+                json.dumps({"spec": {"cluster": {"autoProvision": False}}}),
+            )
+            wait_phase(kubectl, name, "Ready", timeout=90)
+            after = snapshot(kubectl, name)
+        manifest["spec"]["cluster"]["autoProvision"] = False
+        # Nodes now provision themselves: their environment changes, so they roll.
+        assert_nothing_lost(
+            at_crash, after, expected=desired_children(manifest), pods_may_roll=True
+        )
+    finally:
+        delete_cluster(kubectl, name)
+
+
+# -- expansion: one 3-node cluster grown once per point -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def expand_cluster(
+    kubectl: Kubectl, restate_crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    manifest = _manifest("crash-expand", replicas=3)
+    kubectl.apply(manifest)
+    with running_operator(kubectl.kubeconfig, tmp_path_factory.mktemp("expand"), "setup"):
+        wait_phase(kubectl, "crash-expand", "Ready", timeout=120)
+    try:
+        yield manifest
+    finally:
+        delete_cluster(kubectl, "crash-expand")
+
+
+EXPAND_SWITCHES = [
+    "before-patch-pvc",  # nothing patched yet
+    "before-patch-pvc-storage-restate-1",  # restate-0 patched, the others not
+    "after-patch-pvcs",
+    "after-orphan-delete",  # the StatefulSet is gone, pods and PVCs orphaned
+    "before-apply-StatefulSet/restate",  # ... and about to be re-created
+    "before-status-write-Expanding",
+    "after-status-write-Expanding",
+]
+
+
+@pytest.mark.parametrize("switch", EXPAND_SWITCHES)
+def test_crash_while_expanding(
+    kubectl: Kubectl, workdir: Path, expand_cluster: dict[str, Any], switch: str
+) -> None:
+    name = expand_cluster["metadata"]["name"]
+    storage = expand_cluster["spec"]["storage"]
+    storage["storageRequestBytes"] += GIB
+    size = storage["storageRequestBytes"]
+    before = snapshot(kubectl, name)
+    at_crash, cluster, after = _crash_then_recover(
+        kubectl,
+        workdir,
+        switch,
+        name,
+        lambda: kubectl.run(
+            "patch",
+            "rsc",
+            name,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"storage": {"storageRequestBytes": size}}}),
+        ),
+    )
+    if switch == "before-patch-pvc-storage-restate-1":
+        patched = {n: quantity_bytes(q) for n, q in at_crash.pvc_requests.items()}
+        assert patched["storage-restate-0"] == size and patched["storage-restate-1"] < size
+    for earlier in (before, at_crash):
+        assert_nothing_lost(
+            earlier, after, expected=desired_children(expand_cluster), may_recreate=["StatefulSet"]
+        )
+    assert cluster["status"]["storage"]["currentBytes"] == size
+    pvcs = kubectl.json("get", "pvc", "-n", name)["items"]
+    assert {quantity_bytes(p["status"]["capacity"]["storage"]) for p in pvcs} == {size}
+    sts = kubectl.json("get", "statefulset", "restate", "-n", name)
+    template = sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]
+    assert quantity_bytes(template["storage"]) == size
+
+
+def test_every_fault_point_was_exercised(request: pytest.FixtureRequest) -> None:
+    """Runs last in this module: every template of FAULT_POINTS had a crash injected."""
+    crash_tests = [
+        item
+        for item in request.session.items
+        if item.path == request.path and item.name.startswith("test_crash_")
+    ]
+    expected = len(CREATE_SWITCHES) + len(PRUNE_STEPS) + 1 + len(EXPAND_SWITCHES)
+    if len(crash_tests) < expected:
+        pytest.skip("only part of the crash tests was selected")
+    exercised = {template_of(p) for p in CRASHED_AT}
+    assert exercised == set(FAULT_POINTS), set(FAULT_POINTS) - exercised
+    assert len(CRASHED_AT) == expected, CRASHED_AT
+    print(f"\n[faults] {len(CRASHED_AT)} crashes at {len(exercised)} kinds of fault point")
+
+
+# -- API server outage -------------------------------------------------------------------
+
+
+def _time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _alive_for(op: Any, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert op.alive, f"the operator exited during the outage:\n{op.logs()[-3000:]}"
+        time.sleep(0.5)
+
+
+def test_api_server_outage_during_reconciles_and_expansion(
+    kube: Any, kubectl: Kubectl, workdir: Path
+) -> None:
+    """kube-apiserver killed for 30 s while one cluster is being created and another expands:
+    the operator stays up (stepping down from and retaking its Lease) at a bounded request
+    rate, re-watches, and converges after."""
+    cp = kube.control_plane
+    assert cp is not None, "needs the local control plane (--cluster=local)"
+    steady, growing, fresh = "outage-steady", "outage-expand", "outage-new"
+    kubectl.apply(_manifest(steady, replicas=1))
+    kubectl.apply(_manifest(growing, replicas=3))
+    size = 3 * GIB
+    args = ["--lease-name", "outage", "--lease-duration", "15", "--lease-renew", "2"]
+    try:
+        with running_operator(kubectl.kubeconfig, workdir, "outage", args=args) as op:
+            wait_phase(kubectl, steady, "Ready", timeout=120)
+            wait_phase(kubectl, growing, "Ready", timeout=120)
+            before = {n: snapshot(kubectl, n) for n in (steady, growing)}
+            # The API server goes down at once: the operator is mid-reconcile on both.
+            kubectl.apply(_manifest(fresh, replicas=1))
+            kubectl.run(
+                "patch",
+                "rsc",
+                growing,
+                "--type=merge",
+                "-p",
+                json.dumps({"spec": {"storage": {"storageRequestBytes": size}}}),
+            )
+            # The moment the operator starts expanding (the resizer needs a second or more),
+            # the API server dies: both clusters are mid-reconcile.
+            wait_for(
+                lambda: phase_of(kubectl, growing) == "Expanding",
+                30,
+                interval=0.02,
+                what="phase Expanding",
+            )
+            cp.stop_apiserver(graceful=False)
+            stopped = time.monotonic()
+            stopped_wall = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+            try:
+                time.sleep(3)  # connections fail; backoffs start
+                first = api_requests(op)
+                t_first = time.monotonic()
+                _alive_for(op, 30 - (t_first - stopped))
+                rate = (api_requests(op) - first) / (time.monotonic() - t_first)
+                health = op.http("/healthz")[0]
+            finally:
+                cp.start_apiserver()
+            restarted = time.monotonic()
+            print(
+                f"\n[outage] {time.monotonic() - stopped:.0f}s down, "
+                f"{rate:.2f} requests/s while down"
+            )
+            assert health == 200, "liveness must not fail because the API server is down"
+            assert rate <= 5, f"the operator spins: {rate:.1f} requests/s against a dead server"
+            for name in (steady, growing, fresh):
+                wait_phase(kubectl, name, "Ready", timeout=120)
+            converged = time.monotonic() - restarted
+            for name in (fresh, growing):
+                # Progressing turned False (done) only after the outage began.
+                done = condition(kubectl.get("restatecluster", name) or {}, "Progressing")
+                assert _time(done["lastTransitionTime"]) >= stopped_wall, (
+                    f"{name} was Ready before the outage: the test interrupted nothing"
+                )
+            wait_for(lambda: is_leader(op), 30, what="the Lease taken again")
+            assert "standing by" in op.logs(), "the operator should have stepped down"
+            print(f"[outage] converged {converged:.1f}s after the API server came back")
+            assert op.alive
+            # Watches are back: a deleted child is noticed and restored at once.
+            kubectl.run("delete", "service", "restate", "-n", steady)
+            wait_for(
+                lambda: kubectl.get("service", "restate", steady) is not None,
+                30,
+                what="the Service restored through a re-established watch",
+            )
+            wait_phase(kubectl, steady, "Ready", timeout=60)
+            assert "reconcile crashed" not in op.logs()
+        after = {n: snapshot(kubectl, n) for n in (steady, growing)}
+        assert_nothing_lost(
+            before[steady],
+            after[steady],
+            expected=desired_children(_manifest(steady, replicas=1)),
+            may_recreate=["Service"],
+        )
+        assert_nothing_lost(
+            before[growing],
+            after[growing],
+            expected=desired_children(_manifest(growing, replicas=3)),
+            may_recreate=["StatefulSet"],
+        )
+        pvcs = kubectl.json("get", "pvc", "-n", growing)["items"]
+        assert {quantity_bytes(p["status"]["capacity"]["storage"]) for p in pvcs} == {size}
+    finally:
+        for name in (steady, growing, fresh):
+            delete_cluster(kubectl, name)
+
+
+# -- throttling and conflicts -------------------------------------------------------------
+
+RETRY_AFTER = 1.5
+WRITES = ("PATCH", "POST", "PUT", "DELETE")
+
+
+def test_throttling_and_conflicts_are_retried_honouring_retry_after(
+    kubectl: Kubectl, workdir: Path
+) -> None:
+    """Through a proxy that answers the operator's first write of many objects of the cluster
+    with 429 (Retry-After: 1.5 s) or 409, and its first list of each kind with 429, while
+    another client keeps editing the cluster and its children: every request is retried no
+    sooner than asked, the operator converges on the user's last spec, and the other client's
+    fields survive."""
+    name = "throttled"
+    seen: dict[tuple[str, str], int] = {}
+
+    def intercept(method: str, path: str, query: str) -> Reply | None:
+        ours = f"/namespaces/{name}" in path or path.endswith(f"/restateclusters/{name}/status")
+        listing = method == "GET" and "watch=true" not in query and "limit=" in query
+        if not (ours and method in WRITES) and not listing:
+            return None
+        attempt = seen.get((method, path), 0)
+        seen[(method, path)] = attempt + 1
+        if attempt > 0:
+            return None
+        # The first request of each: lists are throttled; of the objects written, one in
+        # four is throttled, one in four refused with a conflict.
+        if listing or len(seen) % 4 == 1:
+            return too_many_requests(RETRY_AFTER)
+        return conflict() if len(seen) % 4 == 3 else None
+
+    manifest = _manifest(name, replicas=1, config="[worker]\n")
+    with ApiProxy(kubectl.kubeconfig, workdir / "proxy") as proxy:
+        proxy.interceptor = intercept
+        try:
+            with running_operator(proxy.kubeconfig, workdir, "throttled") as op:
+                kubectl.apply(manifest)
+                # Another client edits the spec while the operator fights the throttle ...
+                for step in range(3):
+                    patch = {"spec": {"config": f"default-num-partitions = {10 + step}\n"}}
+                    kubectl.run("patch", "rsc", name, "--type=merge", "-p", json.dumps(patch))
+                    time.sleep(0.5)
+                kubectl.run(
+                    "patch",
+                    "rsc",
+                    name,
+                    "--type=merge",
+                    "-p",
+                    json.dumps({"spec": {"compute": {"replicas": 2}}}),
+                )
+                # ... and its children, once they exist.
+                wait_for(lambda: kubectl.get("service", "restate", name), 60, what="the Service")
+                kubectl.run(
+                    "annotate", "service", "restate", "-n", name, "team.example.com/owner=payments"
+                )
+                wait_for(
+                    lambda: kubectl.get("statefulset", "restate", name), 60, what="the StatefulSet"
+                )
+                kubectl.run(
+                    "label", "statefulset", "restate", "-n", name, "backup.example.com/policy=daily"
+                )
+                cluster = wait_phase(kubectl, name, "Ready", timeout=120)
+                assert cluster["status"]["readyReplicas"] == 2
+                writes = write_requests(op)
+                time.sleep(3)
+                assert write_requests(op) == writes, "converged: no more writes"
+                assert "reconcile crashed" not in op.logs()
+            requests = list(proxy.requests)
+
+            sts = kubectl.json("get", "statefulset", "restate", "-n", name)
+            config_maps = kubectl.json("get", "configmap", "-n", name, "-l", MANAGED)["items"]
+            assert [c["data"]["config.toml"] for c in config_maps] == [
+                "default-num-partitions = 12\n"
+            ]
+            volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+            assert volumes["config"]["configMap"]["name"] == config_maps[0]["metadata"]["name"]
+            assert sts["metadata"]["labels"]["backup.example.com/policy"] == "daily"
+            service = kubectl.json("get", "service", "restate", "-n", name)
+            assert service["metadata"]["annotations"]["team.example.com/owner"] == "payments"
+        finally:
+            delete_cluster(kubectl, name)
+
+    throttled = [r for r in requests if r.injected == 429]
+    conflicted = [r for r in requests if r.injected == 409]
+    early = []
+    for i, r in enumerate(requests):
+        if r.injected != 429:
+            continue
+        retry = next((n for n in requests[i + 1 :] if n.key == r.key), None)
+        if retry is not None and retry.at - r.at < RETRY_AFTER - 0.05:
+            early.append(f"{r.method} {r.path}: retried after {retry.at - r.at:.2f}s")
+    print(
+        f"\n[throttle] {len(throttled)} answered 429, {len(conflicted)} answered 409, "
+        f"{len(requests)} requests in all"
+    )
+    assert len(throttled) >= 12 and len(conflicted) >= 3
+    assert not early, "Retry-After not honoured:\n" + "\n".join(early)
+
+
+# -- drift --------------------------------------------------------------------------------
+
+
+def test_drift_is_restored_and_reported(kubectl: Kubectl, workdir: Path) -> None:
+    """Someone deletes the Service, widens a NetworkPolicy and scales the StatefulSet: the
+    operator puts each back, says so in a DriftCorrected Event, and then writes nothing."""
+    name = "drift"
+    manifest = _manifest(name, replicas=1)
+    kubectl.apply(manifest)
+    try:
+        with running_operator(kubectl.kubeconfig, workdir, "drift") as op:
+            wait_phase(kubectl, name, "Ready", timeout=120)
+            before = snapshot(kubectl, name)
+            open_to_all = {"spec": {"ingress": [{"ports": [{"port": 8080}]}]}}
+            tampering = [
+                (["delete", "service", "restate", "-n", name], "Service/restate (deleted)"),
+                (
+                    [
+                        "patch",
+                        "networkpolicy",
+                        "allow-ingress-access",
+                        "-n",
+                        name,
+                        "--type=merge",
+                        "-p",
+                        json.dumps(open_to_all),
+                    ],
+                    "NetworkPolicy/allow-ingress-access (spec.",
+                ),
+                (
+                    ["scale", "statefulset", "restate", "-n", name, "--replicas=3"],
+                    "StatefulSet/restate (spec.replicas changed)",
+                ),
+            ]
+            for command, note in tampering:
+                kubectl.run(*command)
+
+                def reported(note: str = note) -> bool:
+                    return any(
+                        note in e.get("message", "")
+                        for e in events(kubectl, name, "DriftCorrected")
+                    )
+
+                wait_for(reported, 60, what=f"a DriftCorrected event for {note}")
+                wait_phase(kubectl, name, "Ready", timeout=60)
+            policy = kubectl.json("get", "networkpolicy", "allow-ingress-access", "-n", name)
+            assert "ingress" not in policy["spec"], "nobody may come in: the rule is gone again"
+            wait_for(
+                lambda: len(kubectl.json("get", "pods", "-n", name)["items"]) == 1,
+                60,
+                what="the extra pods removed",
+            )
+            writes = write_requests(op)
+            time.sleep(3)
+            assert write_requests(op) == writes, "restored: no more writes"
+            after = snapshot(kubectl, name)
+        assert_nothing_lost(
+            before, after, expected=desired_children(manifest), may_recreate=["Service"]
+        )
+    finally:
+        delete_cluster(kubectl, name)
