@@ -65,9 +65,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lease-name", default=_env("LEASE_NAME", defaults.lease_name))
     parser.add_argument(
-        "--lease-duration", type=float, default=float(_env("LEASE_DURATION", "15") or 15)
+        "--lease-duration", type=float, default=float(_env("LEASE_DURATION", "20") or 20)
     )
-    parser.add_argument("--lease-renew", type=float, default=float(_env("LEASE_RENEW", "5") or 5))
+    parser.add_argument("--lease-renew", type=float, default=float(_env("LEASE_RENEW", "8") or 8))
     parser.add_argument("--resync", type=float, default=float(_env("RESYNC_SECONDS", "300") or 300))
     parser.add_argument("--http-port", type=int, default=int(_env("HTTP_PORT", "8080") or 8080))
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))

@@ -83,7 +83,9 @@ def decide(obs: Observation, plan: Plan) -> Verdict:
 
     rollout = plan.rollout
     if rollout is not None and not rollout.complete:
-        progress = f"{rollout.ready}/{rollout.desired} pods ready, {rollout.updated} updated"
+        # Ready counts only: a message that changed with every updated pod would cost a
+        # status write each time and tell a human nothing kubectl get pods does not.
+        progress = f"{rollout.ready}/{rollout.desired} pods ready"
         was_serving = obs.phase in ("Ready", "Degraded")
         unchanged = (
             cluster.status is not None

@@ -302,8 +302,8 @@ def test_bad_values_fail_with_a_schema_error(tmp_path: Path, values: str, messag
             "replicaCount > 1 needs leaderElection.enabled=true",
         ),
         (
-            ("--set", "leaderElection.renewPeriod=15"),
-            "renewPeriod (15) must be less than leaderElection.leaseDuration (15)",
+            ("--set", "leaderElection.renewPeriod=20"),
+            "renewPeriod (20) must be less than leaderElection.leaseDuration (20)",
         ),
     ],
     ids=["replicas-without-lease", "renew-not-below-duration"],
@@ -350,7 +350,7 @@ def test_operator_env_matches_the_command_line() -> None:
         assert f'"{name}"' in main, f"the chart sets {name}, which restate_op/__main__.py ignores"
     assert env["OPERATOR_LABEL_NAME"] == "app.kubernetes.io/name"
     assert env["LEADER_ELECT"] == "true"
-    assert (env["LEASE_DURATION"], env["LEASE_RENEW"], env["CONCURRENCY"]) == ("15", "5", "8")
+    assert (env["LEASE_DURATION"], env["LEASE_RENEW"], env["CONCURRENCY"]) == ("20", "8", "8")
     assert (env["CLUSTER_DNS"], env["CANARY_IMAGE"]) == ("cluster.local", "alpine:3.21")
 
 

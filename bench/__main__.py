@@ -1,0 +1,214 @@
+"""``python -m bench [--quick]``: run every benchmark on local control planes, print and save
+the figures (``bench/results/<timestamp>.json``, ``latest.md``, ``latest.png``).
+
+Benchmarks measure; they do not pass or fail. The targets table says which targets were met.
+See docs/benchmarks.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import procstat, report, scenarios
+from e2e.controlplane import Binaries
+from e2e.operator_process import REPO
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCENARIOS = ("converge", "expansion", "scale", "concurrency")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big each scenario is."""
+
+    converge_clusters: int
+    expansion_runs: int
+    scale: tuple[int, ...]
+    idle_seconds: float  # at the largest N
+    idle_seconds_other: float  # at every other N
+    resync_seconds: float
+    concurrency_clusters: int
+    concurrency: tuple[int, ...]
+
+
+#: At the largest N the idle window (6 min) spans the default 5-minute periodic resync and
+#: the first re-opening of the informers' watches (every 5 to 7.5 min).
+FULL = Plan(50, 3, (1, 100, 500, 1000), 360, 60, 30, 500, (1, 4, 16, 64))
+QUICK = Plan(10, 1, (1, 20, 50), 60, 20, 15, 50, (1, 4, 16, 64))
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+def _timeout(n: int) -> float:
+    return max(180.0, 0.6 * n)
+
+
+def _versions() -> dict[str, str]:
+    b = Binaries.locate()
+    return {
+        "kubernetes": b.kube_apiserver.parent.name.removeprefix("kubernetes-"),
+        "etcd": b.etcd.parent.name.removeprefix("etcd-"),
+        "kwok": b.kwok.parent.name.removeprefix("kwok-"),
+        "python": sys.version.split()[0],
+        "restate-op": _git_revision(),
+    }
+
+
+def _git_revision() -> str:
+    """The commit measured, and whether the working tree differed from it."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=30
+        )
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = [
+        line
+        for line in git("--no-optional-locks", "status", "--porcelain").splitlines()
+        if line.strip()
+    ]
+    return f"{commit} (+{len(changed)} uncommitted files)" if changed else commit
+
+
+class Run:
+    """One invocation: the plan, where things go, and the figures so far."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.plan = QUICK if args.quick else FULL
+        if args.scale:
+            self.plan = Plan(**{**asdict(self.plan), "scale": tuple(args.scale)})
+        self.only = set(args.only or SCENARIOS)
+        self.keep = args.keep
+        self.profile = args.profile
+        self.profile_format = args.profile_format
+        self.out: Path = args.out
+        self.out.mkdir(parents=True, exist_ok=True)
+        started = datetime.now(UTC)
+        self.stamp = started.strftime("%Y%m%dT%H%M%SZ")
+        self.workdir = Path(tempfile.mkdtemp(prefix="restate-op-bench-"))
+        self.results: dict[str, Any] = {
+            "mode": "quick" if args.quick else "full",
+            "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": procstat.machine(),
+            "versions": _versions(),
+            "plan": asdict(self.plan),
+            "notes": [],
+        }
+
+    def save(self) -> None:
+        self.results["targets"] = report.targets(self.results)
+        (self.out / f"{self.stamp}.json").write_text(json.dumps(self.results, indent=2) + "\n")
+        (self.out / "latest.md").write_text(report.markdown(self.results))
+        report.plot(self.results, self.out / "latest.png")
+
+    async def converge_and_expand(self) -> None:
+        async with scenarios.rig(self.workdir, "converge", _log, self.keep) as r:
+            op = await r.start_operator("operator-converge")
+            if "converge" in self.only:
+                _log(f"[converge] {self.plan.converge_clusters} clusters one after another")
+                self.results["converge"] = await scenarios.converge(
+                    r, op, self.plan.converge_clusters
+                )
+                self.save()
+            if "expansion" in self.only:
+                _log(f"[expansion] {self.plan.expansion_runs} run(s)")
+                self.results["expansion"] = await scenarios.expansion(
+                    r, op, self.plan.expansion_runs
+                )
+                self.save()
+
+    async def scale(self) -> None:
+        self.results["scale"] = []
+        largest = max(self.plan.scale)
+        for n in self.plan.scale:
+            async with scenarios.rig(self.workdir, f"scale-{n}", _log, self.keep) as r:
+                op = await r.start_operator(f"operator-scale-{n}")
+                if self.profile and n == largest:
+                    suffix = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
+                    op.start_profile(
+                        self.out / f"{self.stamp}-profile-scale-{n}.{suffix[self.profile_format]}",
+                        fmt=self.profile_format,
+                    )
+                _log(f"[scale] creating {n} clusters at once")
+                entry = await scenarios.burst(r, op, "scale", n, _timeout(n))
+                op.stop_profile()
+                _log(f"[scale] N={n}: all Ready after {entry['all_ready_s']} s")
+                window = self.plan.idle_seconds if n == largest else self.plan.idle_seconds_other
+                _log(f"[scale] N={n}: idle for {window:.0f} s")
+                entry["idle"] = await scenarios.idle(r, op, window)
+                await r.stop_operator(op)
+                _log(f"[scale] N={n}: restart and periodic resync")
+                entry["resync"] = await scenarios.resync(r, n, self.plan.resync_seconds)
+                self.results["scale"].append(entry)
+                self.save()
+
+    async def concurrency(self) -> None:
+        self.results["concurrency"] = []
+        n = self.plan.concurrency_clusters
+        for c in self.plan.concurrency:
+            async with scenarios.rig(self.workdir, f"concurrency-{c}", _log, self.keep) as r:
+                op = await r.start_operator(f"operator-c{c}", ["--concurrency", str(c)])
+                _log(f"[concurrency] {n} clusters at --concurrency {c}")
+                entry = await scenarios.burst(r, op, "conc", n, _timeout(n))
+                entry["concurrency"] = c
+                _log(f"[concurrency] c={c}: all Ready after {entry['all_ready_s']} s")
+                self.results["concurrency"].append(entry)
+                self.save()
+
+    async def main(self) -> None:
+        _log(f"benchmarks ({self.results['mode']}): work dir {self.workdir}")
+        try:
+            if self.only & {"converge", "expansion"}:
+                await self.converge_and_expand()
+            if "scale" in self.only:
+                await self.scale()
+            if "concurrency" in self.only:
+                await self.concurrency()
+        finally:
+            self.save()
+            if not self.keep:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+        print(report.markdown(self.results))
+        _log(f"wrote {self.out / (self.stamp + '.json')}, latest.md, latest.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small N (1, 20, 50) for a quick look")
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these scenarios")
+    parser.add_argument("--scale", nargs="+", type=int, help="override the N of the scale runs")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--keep", action="store_true", help="keep control-plane work dirs (logs)")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy flame graph of the operator at the largest N"
+    )
+    parser.add_argument(
+        "--profile-format",
+        choices=("flamegraph", "raw", "speedscope"),
+        default="flamegraph",
+        help="py-spy output: an SVG flame graph, collapsed stacks, or speedscope JSON",
+    )
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message="Kubernetes version .* is not supported")
+    asyncio.run(Run(args).main())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
