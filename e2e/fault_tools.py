@@ -47,7 +47,9 @@ def running_operator(
         proc.stop()
 
 
-def start_crash_operator(kubeconfig: Path, workdir: Path, switch: str) -> OperatorProcess:
+def start_crash_operator(
+    kubeconfig: Path, workdir: Path, switch: str, args: Sequence[str] = ()
+) -> OperatorProcess:
     """An operator that exits with code 86 at the first fault point ``switch`` selects.
 
     Waits until it serves (CRDs found, caches synced) or has already crashed.
@@ -57,7 +59,7 @@ def start_crash_operator(kubeconfig: Path, workdir: Path, switch: str) -> Operat
         kubeconfig,
         workdir,
         name=f"crash-{slug}",
-        args=["--leader-elect", "false"],
+        args=["--leader-elect", "false", *args],
         env={CRASH_ENV: switch},
     ).start()
 
@@ -119,7 +121,7 @@ def snapshot(kubectl: Kubectl, name: str) -> Snapshot:
 
 
 def desired_children(manifest: Mapping[str, Any]) -> list[ChildKey]:
-    """The children the operator builds for ``manifest``, in apply order (without Namespace)."""
+    """The children the operator builds for ``manifest``, in apply order (Namespace first)."""
     raw = {**manifest, "metadata": {**manifest["metadata"], "uid": "0", "generation": 1}}
     obs = Observation(
         cluster=RestateCluster.model_validate(raw),

@@ -89,7 +89,10 @@ def _crash_then_recover(
     act: Any,
 ) -> tuple[Snapshot, dict[str, Any], Snapshot]:
     """Start a crash operator, ``act()``, wait for the crash, recover with a normal one."""
-    crash = start_crash_operator(kubectl.kubeconfig, workdir, switch)
+    # On kwok pods are Ready within a second, so the coalesced Provisioning status would
+    # never be written: turn coalescing off to reach that write.
+    extra = ["--status-coalesce", "0"] if "status-write-Provisioning" in switch else []
+    crash = start_crash_operator(kubectl.kubeconfig, workdir, switch, extra)
     try:
         act()
         point = wait_crash(crash, switch, name)

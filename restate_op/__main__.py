@@ -69,6 +69,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lease-renew", type=float, default=float(_env("LEASE_RENEW", "8") or 8))
     parser.add_argument("--resync", type=float, default=float(_env("RESYNC_SECONDS", "300") or 300))
+    parser.add_argument(
+        "--status-coalesce",
+        type=float,
+        default=float(_env("STATUS_COALESCE_SECONDS", "1") or 1),
+        help="seconds a status that only reports Provisioning progress may wait to be written, "
+        "so a quick rollout costs one status write (0: write every change at once)",
+    )
     parser.add_argument("--http-port", type=int, default=int(_env("HTTP_PORT", "8080") or 8080))
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
     parser.add_argument(
@@ -93,6 +100,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
         lease_duration_seconds=args.lease_duration,
         lease_renew_seconds=args.lease_renew,
         resync_seconds=args.resync,
+        status_coalesce_seconds=max(0.0, args.status_coalesce),
         http_port=args.http_port,
         log_level=args.log_level,
         log_format=args.log_format,

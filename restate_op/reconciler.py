@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from restate_op import FIELD_MANAGER
 from restate_op.actions import Actions, ChildConflict, Outcome
 from restate_op.api.models import RestateCluster, RestateClusterStatus
+from restate_op.coalesce import StatusCoalescer
 from restate_op.decide import decide, reachable
 from restate_op.faults import fault_point
 from restate_op.kube.client import KubeClient
@@ -81,12 +82,18 @@ class Reconciler:
         self.capabilities = capabilities
         self.actions = Actions(client, recorder)
         self.definition = load_definition()
+        self.coalescer = StatusCoalescer(settings.status_coalesce_seconds)
 
     def observe(self, name: str) -> Observation | None:
         raw = self.view.cluster(name)
         if raw is None or raw.get("metadata", {}).get("deletionTimestamp"):
+            self.coalescer.forget(name)
             return None  # deleted: ownerReferences let the garbage collector reap the rest
         cluster = RestateCluster.model_validate(raw)
+        held = self.coalescer.held(name, cluster.metadata.uid)
+        if held is not None:
+            # The status this operator decided but has not written yet is the latest word.
+            cluster = cluster.model_copy(update={"status": held})
         return Observation(
             cluster=cluster,
             raw=raw,
@@ -152,7 +159,7 @@ class Reconciler:
             self.definition, verdict, figures, cluster.metadata.generation, cluster.status
         )
         try:
-            await self._write_status(obs, status)
+            hold_for = await self._write_status(obs, status)
         except KubeError as exc:
             log.warning("status write failed: %s", exc, extra={"cluster": cluster.name})
             METRICS.reconcile_errors.labels(error=_error_label(exc)).inc()
@@ -170,7 +177,7 @@ class Reconciler:
             METRICS.reconcile_errors.labels(error=_error_label(error)).inc()
             log.warning("reconcile failed: %s", error, extra={"cluster": cluster.name})
             return Result(failed=True)
-        return Result(requeue_after=outcome.requeue_after)
+        return Result(requeue_after=_sooner(outcome.requeue_after, hold_for))
 
     async def _report_unreadable(self, name: str, exc: ValidationError) -> Result:
         """Degraded with the fields to fix; nothing to retry until the spec changes."""
@@ -206,22 +213,46 @@ class Reconciler:
             )
         return Result()
 
-    async def _write_status(self, obs: Observation, status: RestateClusterStatus) -> None:
-        """Server-side apply of the status subresource, only when it would change."""
-        if status_changed(obs.raw.get("status"), status):
-            fault_point(f"before-status-write-{status.phase}")
-            await with_retries(
-                self.client.apply,
-                {
-                    "apiVersion": "restate.dev/v1",
-                    "kind": "RestateCluster",
-                    "metadata": {"name": obs.cluster.name},
-                    "status": status.to_kube(),
-                },
-                FIELD_MANAGER,
-                subresource="status",
-            )
-            fault_point(f"after-status-write-{status.phase}")
+    async def _write_status(self, obs: Observation, status: RestateClusterStatus) -> float | None:
+        """Server-side apply of the status subresource, only when it would change.
+
+        Returns how long a progress-only status is held back (see :mod:`restate_op.coalesce`).
+        """
+        name = obs.cluster.name
+        live = obs.raw.get("status")
+        if not status_changed(live, status):
+            self.coalescer.forget(name)
+            return None
+        hold_for = self.coalescer.hold(
+            name,
+            obs.cluster.metadata.uid,
+            status,
+            live_provisioned=bool((live or {}).get("provisioned")),
+        )
+        if hold_for is not None:
+            return hold_for
+        fault_point(f"before-status-write-{status.phase}")
+        await with_retries(
+            self.client.apply,
+            {
+                "apiVersion": "restate.dev/v1",
+                "kind": "RestateCluster",
+                "metadata": {"name": name},
+                "status": status.to_kube(),
+            },
+            FIELD_MANAGER,
+            subresource="status",
+        )
+        self.coalescer.forget(name)
+        fault_point(f"after-status-write-{status.phase}")
+        return None
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    """The earlier of two optional delays."""
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a, b)
 
 
 def _error_verdict(exc: BaseException) -> Verdict:
