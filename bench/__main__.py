@@ -117,6 +117,12 @@ class Run:
         (self.out / "latest.md").write_text(report.markdown(self.results))
         report.plot(self.results, self.out / "latest.png")
 
+    def publish(self) -> None:
+        """A complete full run into the default results directory also updates the README."""
+        complete = self.only == set(SCENARIOS) and self.plan == FULL
+        if complete and self.out == RESULTS:
+            report.update_readme(self.results, REPO / "README.md")
+
     async def converge_and_expand(self) -> None:
         async with scenarios.rig(self.workdir, "converge", _log, self.keep) as r:
             op = await r.start_operator("operator-converge")
@@ -184,6 +190,7 @@ class Run:
             self.save()
             if not self.keep:
                 shutil.rmtree(self.workdir, ignore_errors=True)
+        self.publish()
         print(report.markdown(self.results))
         _log(f"wrote {self.out / (self.stamp + '.json')}, latest.md, latest.png")
 

@@ -45,11 +45,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         idle = top.get("idle")
         if idle:
-            rpm = idle["requests_per_minute"]
+            # The target counts requests "apart from watch streams": a watch the server ends
+            # at its timeout and the informer re-opens is part of the stream, not a request
+            # the operator chose to make. Both figures are shown.
+            rpm = idle["requests_per_minute_excluding_watch"]
             add(
-                f"idle ≤ {IDLE_REQUESTS_TARGET} requests/minute at {n} clusters",
-                f"{rpm}/min ({idle['requests_per_minute_excluding_watch']}/min without "
-                "watch re-opens)",
+                f"idle ≤ {IDLE_REQUESTS_TARGET} requests/minute at {n} clusters, apart from "
+                "watch streams",
+                f"{rpm}/min ({idle['requests_per_minute']}/min with watch re-opens)",
                 rpm <= IDLE_REQUESTS_TARGET,
                 note,
             )
@@ -338,4 +341,37 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return True
+
+
+README_START = "<!-- bench-targets:start -->"
+README_END = "<!-- bench-targets:end -->"
+
+
+def readme_block(results: dict[str, Any]) -> str:
+    """The README's benchmark summary: where the figures come from, and the targets table."""
+    m = results["machine"]
+    lines = [
+        README_START,
+        f"Latest full run ({results['started']}, restate-op "
+        f"{(results.get('versions') or {}).get('restate-op', '?')}): {m['cpu_model']}, "
+        f"{m['nproc']} CPUs, {m['memory_gib']} GiB, the control plane and the operator sharing "
+        "the CPUs.",
+        "",
+        "| target | measured | verdict |",
+        "|---|---|---|",
+    ]
+    for row in results.get("targets") or []:
+        lines.append(f"| {row['target']} | {row['measured']} | {_verdict(row['met'])} |")
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def update_readme(results: dict[str, Any], readme: Path) -> bool:
+    """Replace the summary between the README's markers; ``False`` if it has none."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    readme.write_text(text[:start] + readme_block(results) + text[end + len(README_END) :])
     return True
