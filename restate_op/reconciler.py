@@ -227,6 +227,7 @@ class Reconciler:
             name,
             obs.cluster.metadata.uid,
             status,
+            live_phase=(live or {}).get("phase"),
             live_provisioned=bool((live or {}).get("provisioned")),
         )
         if hold_for is not None:
