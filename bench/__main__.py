@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procstat, report, scenarios
+from bench.operator import BenchOperator
 from e2e.controlplane import Binaries
 from e2e.operator_process import REPO
 
@@ -124,7 +125,9 @@ class Run:
             report.update_readme(self.results, REPO / "README.md")
 
     async def converge_and_expand(self) -> None:
-        async with scenarios.rig(self.workdir, "converge", _log, self.keep) as r:
+        async with scenarios.rig(
+            self.workdir, "converge", _log, self.keep, watch_pvcs="expansion" in self.only
+        ) as r:
             op = await r.start_operator("operator-converge")
             if "converge" in self.only:
                 _log(f"[converge] {self.plan.converge_clusters} clusters one after another")
@@ -139,18 +142,23 @@ class Run:
                 )
                 self.save()
 
+    def _maybe_profile(self, op: BenchOperator, what: str) -> None:
+        """Sample ``op`` with py-spy when asked to (the profiler costs CPU: it shows)."""
+        if self.profile:
+            suffix = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
+            op.start_profile(
+                self.out / f"{self.stamp}-profile-{what}.{suffix[self.profile_format]}",
+                fmt=self.profile_format,
+            )
+
     async def scale(self) -> None:
         self.results["scale"] = []
         largest = max(self.plan.scale)
         for n in self.plan.scale:
             async with scenarios.rig(self.workdir, f"scale-{n}", _log, self.keep) as r:
                 op = await r.start_operator(f"operator-scale-{n}")
-                if self.profile and n == largest:
-                    suffix = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
-                    op.start_profile(
-                        self.out / f"{self.stamp}-profile-scale-{n}.{suffix[self.profile_format]}",
-                        fmt=self.profile_format,
-                    )
+                if n == largest:
+                    self._maybe_profile(op, f"scale-{n}")
                 _log(f"[scale] creating {n} clusters at once")
                 entry = await scenarios.burst(r, op, "scale", n, _timeout(n))
                 op.stop_profile()
@@ -170,8 +178,11 @@ class Run:
         for c in self.plan.concurrency:
             async with scenarios.rig(self.workdir, f"concurrency-{c}", _log, self.keep) as r:
                 op = await r.start_operator(f"operator-c{c}", ["--concurrency", str(c)])
+                if c == max(self.plan.concurrency):
+                    self._maybe_profile(op, f"concurrency-{c}")
                 _log(f"[concurrency] {n} clusters at --concurrency {c}")
                 entry = await scenarios.burst(r, op, "conc", n, _timeout(n))
+                op.stop_profile()
                 entry["concurrency"] = c
                 _log(f"[concurrency] c={c}: all Ready after {entry['all_ready_s']} s")
                 self.results["concurrency"].append(entry)
@@ -203,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--keep", action="store_true", help="keep control-plane work dirs (logs)")
     parser.add_argument(
-        "--profile", action="store_true", help="py-spy flame graph of the operator at the largest N"
+        "--profile",
+        action="store_true",
+        help="py-spy flame graph of the operator at the largest N and the highest concurrency",
     )
     parser.add_argument(
         "--profile-format",

@@ -62,12 +62,15 @@ class Probe:
         self.clusters.add_handler(self._on_cluster)
         self.statefulsets.add_handler(self._on_statefulset)
         self.pvcs.add_handler(self._on_pvc)
-        self._informers = (self.clusters, self.statefulsets, self.pvcs)
+        self._informers: tuple[Informer, ...] = (self.clusters, self.statefulsets, self.pvcs)
 
     @classmethod
-    async def connect(cls, kubeconfig: Path) -> Probe:
+    async def connect(cls, kubeconfig: Path, *, watch_pvcs: bool = True) -> Probe:
+        """Start watching (PVCs only with ``watch_pvcs``: no ``pvc:`` marks without)."""
         client = await KubeClient.connect(str(kubeconfig), user_agent="restate-op-bench")
         probe = cls(client)
+        if not watch_pvcs:
+            probe._informers = (probe.clusters, probe.statefulsets)
         for informer in probe._informers:
             informer.start()
         await asyncio.gather(*(i.wait_synced() for i in probe._informers))

@@ -77,8 +77,14 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(workdir: Path, label: str, log: Log, keep: bool) -> AsyncIterator[Rig]:
-    """A fresh control plane for one scenario; torn down (and deleted unless ``keep``)."""
+async def rig(
+    workdir: Path, label: str, log: Log, keep: bool, *, watch_pvcs: bool = False
+) -> AsyncIterator[Rig]:
+    """A fresh control plane for one scenario; torn down (and deleted unless ``keep``).
+
+    ``watch_pvcs`` for the scenarios that time volume growth: a watch the others do not
+    need would only load the CPUs they measure.
+    """
     directory = workdir / label
     cp = BenchControlPlane(work_dir=directory, keep_work_dir=True)
     log(f"[{label}] starting control plane in {directory}")
@@ -87,7 +93,7 @@ async def rig(workdir: Path, label: str, log: Log, keep: bool) -> AsyncIterator[
     r: Rig | None = None
     try:
         kubeconfig = await asyncio.to_thread(cp.install_operator_prerequisites)
-        probe = await Probe.connect(cp.kubeconfig)
+        probe = await Probe.connect(cp.kubeconfig, watch_pvcs=watch_pvcs)
         await _warm_up(probe)
         r = Rig(cp, kubeconfig, probe, AuditLog(cp.audit_log), directory, log)
         yield r
