@@ -94,6 +94,9 @@ class Run:
         self.plan = QUICK if args.quick else FULL
         if args.scale:
             self.plan = Plan(**{**asdict(self.plan), "scale": tuple(args.scale)})
+        if args.idle is not None:
+            idle = {"idle_seconds": args.idle, "idle_seconds_other": args.idle}
+            self.plan = Plan(**{**asdict(self.plan), **idle})
         self.only = set(args.only or SCENARIOS)
         self.keep = args.keep
         self.profile = args.profile
@@ -211,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small N (1, 20, 50) for a quick look")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these scenarios")
     parser.add_argument("--scale", nargs="+", type=int, help="override the N of the scale runs")
+    parser.add_argument(
+        "--idle", type=float, help="override the idle windows (seconds; the full plan's is 360)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--keep", action="store_true", help="keep control-plane work dirs (logs)")
     parser.add_argument(
