@@ -85,19 +85,11 @@ class KubeClient:
         self,
         api: Any,
         *,
-        watch_api: Any = None,
         user_agent: str = USER_AGENT,
         request_timeout: float = 30.0,
     ) -> None:
-        """Wrap an awaited ``kr8s.asyncio.Api``; most callers want :meth:`connect`.
-
-        ``watch_api``, a second ``Api`` for the same server and credentials, carries the
-        watches: each holds a connection for minutes, and httpcore looks at every pooled
-        connection on every request, so a pool of only short requests is cheaper to use
-        (about a tenth of the operator's CPU with 1000 clusters). Without it, one pool.
-        """
+        """Wrap an awaited ``kr8s.asyncio.Api``; most callers want :meth:`connect`."""
         self._api = api
-        self._watch_api = watch_api if watch_api is not None else api
         self._user_agent = user_agent
         self._timeout = httpx.Timeout(request_timeout)
         self._request_timeout = request_timeout
@@ -118,23 +110,18 @@ class KubeClient:
         """
         try:
             api = await kr8s.asyncio.api(kubeconfig=kubeconfig, context=context)
-            # Not kr8s.api(): that returns the cached instance, and with it the same pool.
-            watch_api = await kr8s.asyncio.Api(
-                kubeconfig=kubeconfig, context=context, bypass_factory=True
-            )
         except Exception as exc:
             error = translate(exc)
             if error is None:
                 raise
             raise error from exc
-        return cls(api, watch_api=watch_api, user_agent=user_agent, request_timeout=request_timeout)
+        return cls(api, user_agent=user_agent, request_timeout=request_timeout)
 
     async def close(self) -> None:
-        """Close the HTTP connection pools (kr8s reopens them if the client is used again)."""
-        for api in {id(self._api): self._api, id(self._watch_api): self._watch_api}.values():
-            session: httpx.AsyncClient | None = getattr(api, "_session", None)
-            if session is not None and not session.is_closed:
-                await session.aclose()
+        """Close the HTTP connection pool (kr8s reopens it if the client is used again)."""
+        session: httpx.AsyncClient | None = getattr(self._api, "_session", None)
+        if session is not None and not session.is_closed:
+            await session.aclose()
 
     @contextlib.asynccontextmanager
     async def _call(
@@ -165,8 +152,7 @@ class KubeClient:
                 # admission) as expired credentials and rebuild the connection pool under
                 # the feet of every other request. Only a 401 means that, and earns one
                 # re-authentication.
-                api = self._watch_api if stream else self._api
-                async with api.call_api(
+                async with self._api.call_api(
                     method,
                     headers=headers,
                     stream=stream,
@@ -181,7 +167,7 @@ class KubeClient:
                         await response.aread()
                     if response.status_code != 401 or attempt == 2:
                         raise from_response(response)
-                await self._reauthenticate(api)
+                await self._reauthenticate()
         except KubeError:
             raise
         except Exception as exc:
@@ -190,10 +176,10 @@ class KubeClient:
                 raise
             raise error from exc
 
-    async def _reauthenticate(self, api: Any) -> None:
+    async def _reauthenticate(self) -> None:
         """Reload credentials (say a rotated ServiceAccount token) after a 401."""
-        await api.auth.reauthenticate()
-        await api._create_session()
+        await self._api.auth.reauthenticate()
+        await self._api._create_session()
 
     async def _request(
         self,
