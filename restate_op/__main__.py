@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import sys
 import warnings
 from collections.abc import Sequence
-
-import uvloop
 
 from restate_op.generate import stale_artefacts, write_artefacts
 from restate_op.kube.client import KubeClient
@@ -140,9 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message="Kubernetes version .* is not supported")
 
         setup_logging(args.log_level, args.log_format)
-        # uvloop: the operator's CPU is mostly the event loop and its sockets (about a fifth
-        # less of it with 1000 clusters; see docs/benchmarks.md).
-        uvloop.run(run_operator(args))
+        asyncio.run(run_operator(args))
         return 0
     return 2
 
