@@ -181,6 +181,7 @@ class Reconciler:
 
     async def _report_unreadable(self, name: str, exc: ValidationError) -> Result:
         """Degraded with the fields to fix; nothing to retry until the spec changes."""
+        self.coalescer.forget(name)  # a held Provisioning status no longer says where it stands
         raw = self.view.cluster(name)
         if raw is None:
             return Result()
