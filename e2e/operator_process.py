@@ -69,6 +69,23 @@ class Kubectl:
         text = manifest if isinstance(manifest, str) else json.dumps(manifest)
         return self.run("apply", "-f", "-", *extra, stdin=text, check=check)
 
+    def merge_patch(
+        self,
+        kind: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """``kubectl patch --type=merge``: the one-command change a user makes."""
+        ns = ["-n", namespace] if namespace else []
+        sub = [f"--subresource={subresource}"] if subresource else []
+        return self.run(
+            "patch", kind, name, *ns, *sub, "--type=merge", "-p", json.dumps(patch), check=check
+        )
+
 
 def wait_for(
     predicate: Callable[[], Any],

@@ -526,23 +526,18 @@ def test_a_spec_the_model_cannot_read_is_degraded_until_fixed(
     try:
         cluster = wait_phase(kubectl, name, "Degraded", timeout=60, reason="InvalidSpec")
         assert "spec.security.requestSigningPrivateKey" in condition(cluster, "Degraded")["message"]
-        kubectl.run(
-            "patch",
+        kubectl.merge_patch(
             "rsc",
             name,
-            "--type=merge",
-            "-p",
-            json.dumps(
-                {
-                    "spec": {
-                        "security": {
-                            "requestSigningPrivateKey": {
-                                "secret": {"secretName": "signing-key", "key": "private.pem"}
-                            }
+            {
+                "spec": {
+                    "security": {
+                        "requestSigningPrivateKey": {
+                            "secret": {"secretName": "signing-key", "key": "private.pem"}
                         }
                     }
                 }
-            ),
+            },
         )
         wait_phase(kubectl, name, "Ready", timeout=90)
     finally:

@@ -165,9 +165,7 @@ def test_crash_while_pruning(
         workdir,
         switch,
         name,
-        lambda: kubectl.run(
-            "patch", "rsc", name, "--type=merge", "-p", json.dumps({"spec": change})
-        ),
+        lambda: kubectl.merge_patch("rsc", name, {"spec": change}),
     )
     assert_nothing_lost(
         before,
@@ -216,14 +214,7 @@ def test_crash_before_provisioning(kubectl: Kubectl, workdir: Path) -> None:
             assert_nothing_lost(
                 at_crash, snapshot(kubectl, name), expected=desired_children(manifest)
             )
-            kubectl.run(
-                "patch",
-                "rsc",
-                name,
-                "--type=merge",
-                "-p",
-                json.dumps({"spec": {"cluster": {"autoProvision": False}}}),
-            )
+            kubectl.merge_patch("rsc", name, {"spec": {"cluster": {"autoProvision": False}}})
             wait_phase(kubectl, name, "Ready", timeout=90)
             after = snapshot(kubectl, name)
         manifest["spec"]["cluster"]["autoProvision"] = False
@@ -277,13 +268,8 @@ def test_crash_while_expanding(
         workdir,
         switch,
         name,
-        lambda: kubectl.run(
-            "patch",
-            "rsc",
-            name,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"storage": {"storageRequestBytes": size}}}),
+        lambda: kubectl.merge_patch(
+            "rsc", name, {"spec": {"storage": {"storageRequestBytes": size}}}
         ),
     )
     if switch == "before-patch-pvc-storage-restate-1":
@@ -351,13 +337,8 @@ def test_api_server_outage_during_reconciles_and_expansion(
             before = {n: snapshot(kubectl, n) for n in (steady, growing)}
             # The API server goes down at once: the operator is mid-reconcile on both.
             kubectl.apply(_manifest(fresh, replicas=1))
-            kubectl.run(
-                "patch",
-                "rsc",
-                growing,
-                "--type=merge",
-                "-p",
-                json.dumps({"spec": {"storage": {"storageRequestBytes": size}}}),
+            kubectl.merge_patch(
+                "rsc", growing, {"spec": {"storage": {"storageRequestBytes": size}}}
             )
             # The moment the operator starts expanding (the resizer needs a second or more),
             # the API server dies: both clusters are mid-reconcile.
@@ -469,16 +450,9 @@ def test_throttling_and_conflicts_are_retried_honouring_retry_after(
                 # Another client edits the spec while the operator fights the throttle ...
                 for step in range(3):
                     patch = {"spec": {"config": f"default-num-partitions = {10 + step}\n"}}
-                    kubectl.run("patch", "rsc", name, "--type=merge", "-p", json.dumps(patch))
+                    kubectl.merge_patch("rsc", name, patch)
                     time.sleep(0.5)
-                kubectl.run(
-                    "patch",
-                    "rsc",
-                    name,
-                    "--type=merge",
-                    "-p",
-                    json.dumps({"spec": {"compute": {"replicas": 2}}}),
-                )
+                kubectl.merge_patch("rsc", name, {"spec": {"compute": {"replicas": 2}}})
                 # ... and its children, once they exist.
                 wait_for(lambda: kubectl.get("service", "restate", name), 60, what="the Service")
                 kubectl.run(

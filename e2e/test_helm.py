@@ -108,7 +108,7 @@ def _generated_crd() -> dict[str, Any]:
 
 
 def _patch_spec(kubectl: Kubectl, name: str, spec: Mapping[str, Any]) -> None:
-    kubectl.run("patch", "restatecluster", name, "--type=merge", "-p", json.dumps({"spec": spec}))
+    kubectl.merge_patch("restatecluster", name, {"spec": spec})
 
 
 def _delete_cluster(kubectl: Kubectl, name: str) -> None:
@@ -611,16 +611,12 @@ def _pia(kubectl: Kubectl, name: str) -> dict[str, Any]:
 def _ack_synced(kubectl: Kubectl, name: str) -> None:
     """Play the ACK controller: the association is synced."""
     _pia(kubectl, name)
-    kubectl.run(
-        "patch",
+    kubectl.merge_patch(
         "podidentityassociation",
         "restate",
-        "-n",
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"conditions": [{"type": "ACK.ResourceSynced", "status": "True"}]}}),
+        {"status": {"conditions": [{"type": "ACK.ResourceSynced", "status": "True"}]}},
+        namespace=name,
+        subresource="status",
     )
 
 

@@ -6,7 +6,6 @@ controller by marking the PodIdentityAssociation synced.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -73,18 +72,12 @@ def test_pod_identity_association_and_canary(
             "no Restate pod before identity is proven"
         )
         # Play the ACK controller.
-        kubectl.run(
-            "patch",
+        kubectl.merge_patch(
             "podidentityassociation",
             "restate",
-            "-n",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            json.dumps(
-                {"status": {"conditions": [{"type": "ACK.ResourceSynced", "status": "True"}]}}
-            ),
+            {"status": {"conditions": [{"type": "ACK.ResourceSynced", "status": "True"}]}},
+            namespace=name,
+            subresource="status",
         )
         job = wait_for(
             lambda: kubectl.get("job", "restate-pia-canary", name), 60, what="canary Job"
@@ -122,14 +115,7 @@ def test_security_group_policy_created_and_removed(
         assert sts["spec"]["template"]["metadata"]["annotations"][
             "restate.dev/aws-security-groups"
         ] == ",".join(groups)
-        kubectl.run(
-            "patch",
-            "rsc",
-            name,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"security": {"awsPodSecurityGroups": None}}}),
-        )
+        kubectl.merge_patch("rsc", name, {"spec": {"security": {"awsPodSecurityGroups": None}}})
         wait_for(
             lambda: kubectl.get("securitygrouppolicy", "restate", name) is None,
             60,

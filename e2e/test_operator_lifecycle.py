@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -169,14 +168,7 @@ def test_growing_storage_expands_volumes_online(kubectl: Kubectl) -> None:
         sts_uid = kubectl.json("get", "statefulset", "restate", "-n", name)["metadata"]["uid"]
         assert len(pods_before) == 3 and len(pvcs_before) == 3
 
-        kubectl.run(
-            "patch",
-            "rsc",
-            name,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"storage": {"storageRequestBytes": 4294967296}}}),
-        )
+        kubectl.merge_patch("rsc", name, {"spec": {"storage": {"storageRequestBytes": 4294967296}}})
         seen_expanding = wait_for(
             lambda: phase_of(kubectl, name) in ("Expanding",),
             30,
@@ -222,25 +214,13 @@ def test_api_server_refuses_decrease_and_storage_class_change(kubectl: Kubectl) 
     manifest["spec"]["storage"]["storageClassName"] = "standard"
     kubectl.apply(manifest)
     try:
-        smaller = kubectl.run(
-            "patch",
-            "rsc",
-            name,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"storage": {"storageRequestBytes": 1073741824}}}),
-            check=False,
+        smaller = kubectl.merge_patch(
+            "rsc", name, {"spec": {"storage": {"storageRequestBytes": 1073741824}}}, check=False
         )
         assert smaller.returncode != 0
         assert "storageRequestBytes cannot be decreased" in smaller.stderr
-        other = kubectl.run(
-            "patch",
-            "rsc",
-            name,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"storage": {"storageClassName": "fixed"}}}),
-            check=False,
+        other = kubectl.merge_patch(
+            "rsc", name, {"spec": {"storage": {"storageClassName": "fixed"}}}, check=False
         )
         assert other.returncode != 0 and "storageClassName is immutable" in other.stderr
         dotted = cluster_manifest("e2e.dotted")
@@ -258,14 +238,7 @@ def test_non_expandable_storage_class_degrades_and_changes_nothing(kubectl: Kube
     try:
         wait_phase(kubectl, name, "Ready", timeout=90)
         pvcs = kubectl.json("get", "pvc", "-n", name)["items"]
-        kubectl.run(
-            "patch",
-            "rsc",
-            name,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"storage": {"storageRequestBytes": 4294967296}}}),
-        )
+        kubectl.merge_patch("rsc", name, {"spec": {"storage": {"storageRequestBytes": 4294967296}}})
         cluster = wait_phase(
             kubectl, name, "Degraded", timeout=60, reason="VolumeExpansionNotSupported"
         )
@@ -340,14 +313,7 @@ def test_config_change_rolls_pods_via_new_config_map(kubectl: Kubectl) -> None:
             )
 
         old = config_maps()
-        kubectl.run(
-            "patch",
-            "rsc",
-            name,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"config": "default-num-partitions = 12\n"}}),
-        )
+        kubectl.merge_patch("rsc", name, {"spec": {"config": "default-num-partitions = 12\n"}})
         wait_phase(kubectl, name, "Ready", timeout=90)
         new = wait_for(
             lambda: (c := config_maps()) != old and len(c) == 1 and c,
@@ -368,14 +334,7 @@ def test_scaling_one_three_one_manages_the_pdb(kubectl: Kubectl) -> None:
     try:
         wait_phase(kubectl, name, "Ready", timeout=90)
         for replicas, pdb in ((3, True), (1, False)):
-            kubectl.run(
-                "patch",
-                "rsc",
-                name,
-                "--type=merge",
-                "-p",
-                json.dumps({"spec": {"compute": {"replicas": replicas}}}),
-            )
+            kubectl.merge_patch("rsc", name, {"spec": {"compute": {"replicas": replicas}}})
             cluster = wait_phase(kubectl, name, "Ready", timeout=90)
             assert cluster["status"]["readyReplicas"] == replicas
             assert (kubectl.get("poddisruptionbudget", "restate", name) is not None) == pdb
@@ -417,14 +376,7 @@ def test_network_policies_follow_peers_and_can_be_disabled(kubectl: Kubectl) -> 
             "to": [{"ipBlock": {"cidr": "10.1.0.0/16"}}],
             "ports": [{"port": 5432, "protocol": "TCP"}],
         } in egress
-        kubectl.run(
-            "patch",
-            "rsc",
-            name,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"security": {"disableNetworkPolicies": True}}}),
-        )
+        kubectl.merge_patch("rsc", name, {"spec": {"security": {"disableNetworkPolicies": True}}})
         wait_for(
             lambda: kubectl.json("get", "networkpolicy", "-n", name)["items"] == [],
             60,
@@ -455,13 +407,8 @@ def test_invalid_config_is_degraded_with_the_toml_error(kubectl: Kubectl) -> Non
         message = condition(cluster, "Degraded")["message"]
         assert "spec.config" in message
         assert kubectl.get("statefulset", "restate", name) is None
-        kubectl.run(
-            "patch",
-            "rsc",
-            name,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"config": 'roles = ["admin", "worker", "metadata-server"]\n'}}),
+        kubectl.merge_patch(
+            "rsc", name, {"spec": {"config": 'roles = ["admin", "worker", "metadata-server"]\n'}}
         )
         wait_phase(kubectl, name, "Ready", timeout=90)
     finally:

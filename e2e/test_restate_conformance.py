@@ -319,14 +319,7 @@ def test_killed_node_restarts_with_the_same_config_and_rejoins(
 def test_scaling_three_to_five_new_pods_join(kubectl: Kubectl, three: ConformanceRunner) -> None:
     provisioned(three)
     three.wait_healthy(three.cluster_pods(THREE), timeout=90)
-    kubectl.run(
-        "patch",
-        "rsc",
-        THREE,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"compute": {"replicas": 5}}}),
-    )
+    kubectl.merge_patch("rsc", THREE, {"spec": {"compute": {"replicas": 5}}})
     generated = wait_generated(kubectl, THREE, 5)
     pods = three.load(generated)
     new = [p for p in pods if p.name in ("restate-3", "restate-4")]
@@ -496,9 +489,7 @@ def test_config_restate_refuses_is_degraded_with_restates_error(
         for bad in BAD_CONFIGS:
             restate = runner.dump_config(pod, bad)  # the pod's exact environment
             assert not restate.ok, bad
-            kubectl.run(
-                "patch", "rsc", name, "--type=merge", "-p", json.dumps({"spec": {"config": bad}})
-            )
+            kubectl.merge_patch("rsc", name, {"spec": {"config": bad}})
             cluster = wait_phase(kubectl, name, "Degraded", timeout=60, reason="InvalidConfig")
             message = condition(cluster, "Degraded")["message"]
             assert restate.error in message, f"Restate: {restate.error!r}\noperator: {message!r}"
@@ -514,9 +505,7 @@ def test_config_restate_refuses_is_degraded_with_restates_error(
         # sets (RESTATE_LOG_FORMAT replaces the file's value), and keys Restate ignores.
         for fine in ('log-format = "purple"\n', "no-such-key = 1\n[worker]\nno-such = 'x'\n"):
             assert runner.dump_config(pod, fine).ok
-            kubectl.run(
-                "patch", "rsc", name, "--type=merge", "-p", json.dumps({"spec": {"config": fine}})
-            )
+            kubectl.merge_patch("rsc", name, {"spec": {"config": fine}})
             wait_phase(kubectl, name, "Ready", timeout=90)
         # ... and only because of the env: without RESTATE_LOG_FORMAT Restate refuses it.
         purple = pod.node.base_dir.parent / "purple.toml"

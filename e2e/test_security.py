@@ -293,14 +293,7 @@ def test_disabling_policies_opens_the_fence_and_enabling_closes_it(
         assert kubectl.json("get", "networkpolicies", "-n", name)["items"] == []
         restate = _restate_pods(kubectl, name)
         assert failures([], {name: {}}, Fence(name, enabled=False), restate) == []
-        kubectl.run(
-            "patch",
-            "rsc",
-            name,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"security": {"disableNetworkPolicies": False}}}),
-        )
+        kubectl.merge_patch("rsc", name, {"spec": {"security": {"disableNetworkPolicies": False}}})
         wait_phase(kubectl, name, "Ready", timeout=90)
         policies = kubectl.json("get", "networkpolicies", "-n", name)["items"]
         assert failures(policies, {name: {}}, Fence(name), restate) == []
