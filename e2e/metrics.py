@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from e2e.operator_process import OperatorProcess
 
@@ -23,12 +24,20 @@ def samples(operator: OperatorProcess, name: str) -> list[tuple[dict[str, str], 
     return found
 
 
+def writes_by_verb_kind(operator: OperatorProcess) -> Counter[tuple[str, str]]:
+    """API write requests the operator sent so far (apply/patch/create/update/delete), by
+    (verb, kind)."""
+    found: Counter[tuple[str, str]] = Counter()
+    for labels, value in samples(operator, "restate_operator_api_requests_total"):
+        if labels.get("verb") in WRITE_VERBS:
+            found[(labels["verb"], labels.get("kind", ""))] += int(value)
+    return found
+
+
 def write_requests(operator: OperatorProcess, *, exclude_kinds: tuple[str, ...] = ()) -> float:
     """API write requests the operator sent (apply/patch/create/update/delete)."""
     return sum(
-        value
-        for labels, value in samples(operator, "restate_operator_api_requests_total")
-        if labels.get("verb") in WRITE_VERBS and labels.get("kind") not in exclude_kinds
+        n for (_, kind), n in writes_by_verb_kind(operator).items() if kind not in exclude_kinds
     )
 
 

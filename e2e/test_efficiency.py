@@ -19,20 +19,11 @@ from typing import Any
 import pytest
 
 from e2e.fault_tools import delete_cluster, desired_children, events, running_operator
-from e2e.metrics import WRITE_VERBS, samples
+from e2e.metrics import writes_by_verb_kind
 from e2e.operator_fixtures import cluster_manifest, wait_phase
-from e2e.operator_process import Kubectl, OperatorProcess, wait_for
+from e2e.operator_process import Kubectl, wait_for
 
 pytestmark = pytest.mark.usefixtures("restate_crd")
-
-
-def _writes(operator: OperatorProcess) -> Counter[tuple[str, str]]:
-    """Write requests the operator sent so far, by (verb, kind)."""
-    found: Counter[tuple[str, str]] = Counter()
-    for labels, value in samples(operator, "restate_operator_api_requests_total"):
-        if labels.get("verb") in WRITE_VERBS:
-            found[(labels["verb"], labels["kind"])] += int(value)
-    return found
 
 
 def _manifest(name: str) -> dict[str, Any]:
@@ -47,15 +38,15 @@ def _create_and_count(
     """Create ``name`` under a fresh operator, wait for Ready and quiet; its writes by kind."""
     args = ["--leader-elect", "false", "--status-coalesce", coalesce]
     with running_operator(kubectl.kubeconfig, tmp_path, f"cost-{coalesce}", args=args) as op:
-        before = _writes(op)
+        before = writes_by_verb_kind(op)
         kubectl.apply(_manifest(name))
         wait_phase(kubectl, name, "Ready", timeout=90)
 
         def quiet() -> Counter[tuple[str, str]] | None:
             # Settled when two readings a coalescing window apart agree.
-            first = _writes(op)
+            first = writes_by_verb_kind(op)
             time.sleep(1.5)
-            return first if _writes(op) == first else None
+            return first if writes_by_verb_kind(op) == first else None
 
         after: Counter[tuple[str, str]] = wait_for(quiet, 30, what="the operator to stop writing")
     return after - before

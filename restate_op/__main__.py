@@ -72,9 +72,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--status-coalesce",
         type=float,
-        default=float(_env("STATUS_COALESCE_SECONDS", "1") or 1),
-        help="seconds a status that only reports Provisioning progress may wait to be written, "
-        "so a quick rollout costs one status write (0: write every change at once)",
+        default=float(
+            _env("STATUS_COALESCE_SECONDS", str(defaults.status_coalesce_seconds))
+            or defaults.status_coalesce_seconds
+        ),
+        help="seconds a status that only reports progress (Provisioning, an expansion under "
+        "way) may wait to be written, so a quick rollout costs one status write "
+        "(0: write every change at once)",
     )
     parser.add_argument("--http-port", type=int, default=int(_env("HTTP_PORT", "8080") or 8080))
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))

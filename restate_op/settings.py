@@ -30,8 +30,8 @@ class OperatorSettings:
     lease_duration_seconds: float = 20.0
     lease_renew_seconds: float = 8.0
     resync_seconds: float = 300.0
-    #: How long a status that only reports Provisioning progress may wait to be written (see
-    #: restate_op/coalesce.py); 0 writes every change at once.
+    #: How long a status that only reports progress (Provisioning, an expansion under way) may
+    #: wait to be written (see restate_op/coalesce.py); 0 writes every change at once.
     status_coalesce_seconds: float = 1.0
     http_port: int = 8080
     log_level: str = "INFO"
