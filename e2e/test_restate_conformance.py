@@ -32,7 +32,7 @@ from restate_op.children.restate_schema import check_config
 from restate_op.children.restate_schema_data import KEYS, RESTATE_VERSION
 from restate_op.children.services import desired_cluster_service, desired_service
 from restate_op.children.statefulset import desired_statefulset
-from restate_op.provisioning import node_address
+from restate_op.node_address import node_address
 from restate_op.settings import OperatorSettings
 
 pytestmark = [pytest.mark.restate, pytest.mark.usefixtures("operator"), pytest.mark.timeout(300)]

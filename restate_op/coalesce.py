@@ -2,87 +2,62 @@
 
 A new cluster on a fast cluster goes Provisioning → Ready in well under a second; writing
 "Provisioning", then "Waiting for pods: 0/3", "1/3", "2/3", then "Ready" costs the API server
-five writes that nobody reads. A status that says Provisioning, or reports the progress of an
-expansion already recorded as Expanding, is written only once it has been due for ``window``
-seconds (so a slow rollout is reported after ``window`` and then at most once per ``window``).
-Everything else is written at once: Ready, Degraded, Pending, the start of an expansion, and a
-change to ``provisioned``.
+five writes that nobody reads. A status of a state marked ``coalesce: entry`` in ``states/``
+(Provisioning), or of one marked ``coalesce: progress`` (Expanding) that the live status
+already records, is written only once it has been due for ``window`` seconds (so a slow
+rollout is reported after ``window`` and then at most once per ``window``). Everything else
+is written at once: Ready, Degraded, Pending, the start of an expansion, and a change to
+``provisioned``.
 
 A held status stands in for the live one in the next reconcile, so the machine does not take,
-and announce with an Event, the same transition twice. It lives in memory only: after a
-restart the operator starts from the live status, which is what a level-triggered reconcile
-does anyway (at worst the transition's Event is sent again).
+and announce with an Event, the same transition twice. It lives in the operator's memory only
+(``restate_op.executor.Memory``): after a restart the operator starts from the live status,
+which is what a level-triggered reconcile does anyway (at worst the transition's Event is
+sent again). Pure: the decision to hold is a function of the statuses, the held entry's age
+and the time.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from restate_op.api.models import RestateClusterStatus
-
-#: Phases whose status may wait: the cluster is on its way and nothing needs attention.
-HOLDABLE_PHASES = frozenset({"Provisioning", "Expanding"})
-#: Of those, the phases whose *start* may wait too; an expansion is announced at once.
-HOLDABLE_ENTRIES = frozenset({"Provisioning"})
+from restate_op.machine import Machine
 
 
 @dataclass(frozen=True)
-class _Held:
+class Held:
+    """A status decided but not written yet, for the cluster with ``uid``."""
+
     uid: str
     status: RestateClusterStatus
-    #: When the first status still unwritten became due (monotonic seconds).
+    #: When the first status still unwritten became due (epoch seconds).
     since: float
 
 
-class StatusCoalescer:
-    """Per-cluster memory of a status decided but not yet written."""
+def hold_for(
+    machine: Machine,
+    desired: RestateClusterStatus,
+    *,
+    live_phase: str | None,
+    live_provisioned: bool,
+    held_since: float | None,
+    now: float,
+    window: float,
+) -> float | None:
+    """Seconds to hold ``desired`` back, or None to write it now.
 
-    def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.window = window
-        self.clock = clock
-        self._held: dict[str, _Held] = {}
-
-    def held(self, name: str, uid: str) -> RestateClusterStatus | None:
-        """The status held back for this cluster (None if none, or for an older namesake)."""
-        entry = self._held.get(name)
-        return entry.status if entry is not None and entry.uid == uid else None
-
-    def hold(
-        self,
-        name: str,
-        uid: str,
-        desired: RestateClusterStatus,
-        *,
-        live_phase: str | None,
-        live_provisioned: bool,
-    ) -> float | None:
-        """Whether to hold ``desired`` back: seconds until it is due, or None to write it now.
-
-        ``desired`` differs from the live status, whose phase and ``provisioned`` are given.
-        """
-        if not self._holdable(desired, live_phase, live_provisioned):
-            return None
-        now = self.clock()
-        entry = self._held.get(name)
-        since = entry.since if entry is not None and entry.uid == uid else now
-        remaining = since + self.window - now
-        if remaining <= 0:
-            return None
-        self._held[name] = _Held(uid, desired, since)
-        return remaining
-
-    def forget(self, name: str) -> None:
-        """The live status is now the latest (written, unchanged, or the cluster is gone)."""
-        self._held.pop(name, None)
-
-    def _holdable(
-        self, desired: RestateClusterStatus, live_phase: str | None, live_provisioned: bool
-    ) -> bool:
-        if self.window <= 0 or desired.phase not in HOLDABLE_PHASES:
-            return False
-        if desired.phase != live_phase and desired.phase not in HOLDABLE_ENTRIES:
-            return False
-        # That the cluster was provisioned is recorded at once: it must survive a restart.
-        return live_provisioned == bool(desired.provisioned)
+    ``desired`` differs from the live status, whose phase and ``provisioned`` are given;
+    ``held_since`` is when a status held for this very cluster became due, if one is held.
+    """
+    if window <= 0 or desired.phase is None:
+        return None
+    coalesce = machine.state(desired.phase).coalesce
+    if coalesce == "never" or (coalesce == "progress" and desired.phase != live_phase):
+        return None
+    # That the cluster was provisioned is recorded at once: it must survive a restart.
+    if live_provisioned != bool(desired.provisioned):
+        return None
+    since = held_since if held_since is not None else now
+    remaining = since + window - now
+    return remaining if remaining > 0 else None

@@ -1,114 +1,254 @@
-"""From a plan to a verdict: the phase the cluster is in and the sentence that says why.
+"""The pure reconcile of one RestateCluster: ``decide`` before the effects, ``conclude`` after.
 
-Pure, and the only place phases are chosen. The order of the checks is the priority of the
-messages: a spec the operator cannot build wins over everything, a healthy cluster is Ready
-only when nothing else applies.
+``decide(observation, now)`` plans the differences (``restate_op.plan``), judges the phase
+(``restate_op.verdicts``), finds the way there through the machine (``states/``) and lists the
+effects of the state it moves to (``restate_op.cluster_effects``). ``conclude`` turns what
+the effects found (``restate_op.executor.Outcome``) into the status to write or hold, the
+transition's Event and when to look again. Neither does I/O; both are tested state in,
+state out (``tests/test_reconcile.py``).
+
+The machine is loaded and checked against the code once, at import: a state naming an
+effect no planner implements, or a reason no rule returns, stops the operator at start-up.
 """
 
 from __future__ import annotations
 
-from restate_op.machine import Phase
-from restate_op.observe import Observation
-from restate_op.plan import Plan
-from restate_op.status import Verdict
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import cast
+
+from restate_op import GROUP, KIND, VERSION
+from restate_op.api.lifecycle import Phase, Reason
+from restate_op.api.models import RestateClusterStatus
+from restate_op.cluster_effects import PLANNERS
+from restate_op.coalesce import Held, hold_for
+from restate_op.controller import Conclusion, Decision, sooner
+from restate_op.effects import Effect, Emit, Forget, Outcome, Remember, WriteStatus
+from restate_op.machine import load_machine
+from restate_op.observe import Observation, Unreadable
+from restate_op.outcomes import ReconcileError, internal_error
+from restate_op.plan import Plan, make_plan
+from restate_op.status import Figures, Verdict, build_status, status_changed
+from restate_op.unreadable import (
+    INVALID_SPEC,
+    lenient_figures,
+    previous_status,
+    unreadable_verdict,
+)
+from restate_op.verdicts import RULES, judge
+
+log = logging.getLogger(__name__)
+
+CONTROLLER = "restatecluster"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+#: Degraded reasons a reconcile reports for a failure rather than a rule's verdict.
+FAILURE_REASONS = (
+    Reason.API_ERROR,
+    Reason.APPLY_REJECTED,
+    Reason.CHILD_CONFLICT,
+    Reason.INTERNAL_ERROR,
+    Reason.INVALID_SPEC,
+)
+
+MACHINE = load_machine()
+MACHINE.check_effects(PLANNERS)
+MACHINE.check_reasons(
+    {pair for rule in RULES for pair in rule.returns}
+    | {("Degraded", reason) for reason in FAILURE_REASONS}
+)
+
+ClusterObservation = Observation | Unreadable
 
 
-def decide(obs: Observation, plan: Plan) -> Verdict:
-    cluster = obs.cluster
-    if plan.problems and all(p.reason == "MissingCRD" for p in plan.problems):
-        # A prerequisite the cluster lacks, not a mistake in the spec: wait for it.
-        return Verdict("Pending", "WaitingForCRD", plan.problems[0].message)
-    if plan.problems:
-        first = next(p for p in plan.problems if p.reason != "MissingCRD")
-        more = f" (and {len(plan.problems) - 1} more problem(s))" if len(plan.problems) > 1 else ""
-        return Verdict("Degraded", first.reason, first.message + more)
-    if plan.namespace == "conflict":
-        return Verdict(
-            "Degraded",
-            "NameConflict",
-            f"Namespace {cluster.name} already exists and is not managed by this "
-            f"RestateCluster; choose another metadata.name, or annotate the Namespace with "
-            f"restate.dev/adopt=true to let this cluster use it",
+@dataclass(frozen=True)
+class ClusterDecision(Decision):
+    """A RestateCluster's decision, with the plan ``conclude`` reports figures from."""
+
+    plan: Plan | None = None
+    #: Deciding itself failed (a bug): reported and counted as such.
+    error: ReconcileError | None = None
+
+
+def memory_key(name: str) -> tuple[str, str]:
+    return (CONTROLLER, name)
+
+
+def recorded_phase(obs: Observation) -> str:
+    status = obs.recorded_status
+    return status.phase if status is not None and status.phase else MACHINE.initial
+
+
+def decide(obs: ClusterObservation, now: float) -> ClusterDecision:
+    """Everything one reconcile of this cluster will do, decided without I/O.
+
+    Never raises: a bug anywhere in planning becomes a Degraded ``InternalError`` decision
+    (the traceback goes to the log), never a silent retry loop.
+    """
+    if isinstance(obs, Unreadable):
+        verdict = unreadable_verdict(obs.error)
+        return ClusterDecision(phase="Degraded", reason=verdict.reason, message=verdict.message)
+    current = recorded_phase(obs)
+    try:
+        plan = make_plan(obs)
+        verdict = judge(obs, plan)
+        path = MACHINE.path(current, verdict.phase)
+        phase = path[0].dest if path else current
+        effects: list[Effect] = []
+        requeue: float | None = None
+        for name in MACHINE.state(phase).effects:
+            planned = PLANNERS[name](obs, plan)
+            effects.extend(planned.effects)
+            requeue = sooner(requeue, planned.requeue_after)
+    except Exception as exc:
+        log.exception("operator bug while deciding")
+        error = internal_error(exc)
+        return ClusterDecision(
+            phase="Degraded",
+            reason=error.reason,
+            message=error.message,
+            path=MACHINE.path(current, "Degraded"),
+            error=error,
         )
+    return ClusterDecision(
+        phase=phase,
+        reason=verdict.reason,
+        message=verdict.message,
+        path=path,
+        effects=tuple(effects),
+        requeue_after=requeue,
+        plan=plan,
+    )
 
-    volumes = plan.volumes
-    if volumes is not None and volumes.expansion_needed:
-        if volumes.expandable is False:
-            return Verdict(
-                "Degraded",
-                "VolumeExpansionNotSupported",
-                f"spec.storage.storageRequestBytes asks for {volumes.requested_bytes} bytes but "
-                f"StorageClass {volumes.storage_class} does not allow volume expansion; set "
-                f"allowVolumeExpansion: true on it (volumes are left as they are)",
+
+def conclude(
+    obs: ClusterObservation, decision: Decision, outcome: Outcome, now: float
+) -> Conclusion:
+    """The status, Events and next look that follow from the decision and its outcome."""
+    if isinstance(obs, Unreadable):
+        return _conclude_unreadable(obs, now)
+    assert isinstance(decision, ClusterDecision)
+    current = recorded_phase(obs)
+    verdict = Verdict(cast(Phase, decision.phase), decision.reason, decision.message)
+    transition = decision.path[0] if decision.path else None
+    requeue = sooner(decision.requeue_after, outcome.requeue_after)
+    before: list[Effect] = []
+    notes: list[str] = []
+    provisioned = obs.recorded_status.provisioned if obs.recorded_status else None
+    if outcome.waiting_for_pod is not None:
+        notes.append(f"Waiting for pod {outcome.waiting_for_pod} to run before provisioning")
+        requeue = sooner(requeue, 5.0)
+    if outcome.provision is not None:
+        result = outcome.provision
+        if result.provisioned:
+            provisioned = True
+            before.append(Emit(obs.raw, "Normal", "Provisioned", "Provision", result.message))
+            requeue = sooner(requeue, 0.0)
+        else:
+            notes.append(result.message)
+            before.append(
+                Emit(obs.raw, "Warning", "ProvisioningFailed", "Provision", result.message)
             )
-        if volumes.to_patch or volumes.template_outdated:
-            return Verdict(
-                "Expanding",
-                "VolumeExpansion",
-                f"Growing {len(volumes.to_patch) or 'the'} volume(s) to "
-                f"{volumes.requested_bytes} bytes",
+            requeue = sooner(requeue, 5.0)
+    error = decision.error or outcome.error
+    event_reason = transition.event if transition is not None else ""
+    if error is not None:
+        verdict = Verdict("Degraded", error.reason, error.message)
+        transition = MACHINE.transition(current, "Degraded")
+        event_reason = "ReconcileFailed"
+    if notes and verdict.phase != "Degraded":
+        verdict = replace(verdict, message=f"{verdict.message}; {'; '.join(notes)}")
+
+    status = build_status(
+        MACHINE,
+        verdict,
+        _figures(obs, decision.plan, provisioned),
+        obs.cluster.metadata.generation,
+        obs.recorded_status,
+        now=rfc3339(now),
+    )
+    writes, held = _status_effects(obs, status, now)
+    after: list[Effect] = []
+    if transition is not None and verdict.phase != current:
+        after.append(
+            Emit(
+                obs.raw,
+                "Warning" if verdict.phase == "Degraded" else "Normal",
+                event_reason,
+                f"{current}To{verdict.phase}",
+                verdict.message,
             )
-        waiting = ", ".join(
-            f"{name} ({'/'.join(kinds) or 'waiting for the resizer'})"
-            for name, kinds in volumes.resizing
         )
-        return Verdict(
-            "Expanding",
-            "VolumeExpansion",
-            f"Waiting for volumes to reach {volumes.requested_bytes} bytes: {waiting}",
-        )
+    return Conclusion(
+        effects=(*before, *writes, *after),
+        requeue_after=sooner(requeue, held),
+        error=error,
+    )
 
-    if plan.apply or plan.delete:
-        kinds = sorted({m["kind"] for m in plan.apply} | {d.kind for d in plan.delete})
-        return Verdict("Provisioning", "ApplyingChildren", f"Applying {', '.join(kinds)}")
-    if plan.identity_synced is False:
-        return Verdict(
-            "Provisioning",
-            "PodIdentityAssociationNotSynced",
-            "Waiting for the AWS ACK controller to sync the PodIdentityAssociation",
-        )
-    if plan.canary == "failed":
-        return Verdict(
-            "Provisioning",
-            "PodIdentityAssociationCanaryFailed",
-            "The canary Job did not receive Pod Identity credentials; retrying "
-            "(the Pod Identity webhook may need to catch up)",
-        )
-    if plan.canary == "pending":
-        return Verdict(
-            "Provisioning",
-            "PodIdentityAssociationCanaryPending",
-            "Waiting for the canary Job to prove Pod Identity credentials",
-        )
 
+def forget(name: str) -> tuple[Effect, ...]:
+    """A cluster that is gone (or going) leaves nothing held in memory."""
+    return (Forget(memory_key(name)),)
+
+
+def rfc3339(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write(name: str, status: RestateClusterStatus) -> WriteStatus:
+    return WriteStatus(API_VERSION, KIND, None, name, status.to_kube(), str(status.phase))
+
+
+def _status_effects(
+    obs: Observation, status: RestateClusterStatus, now: float
+) -> tuple[tuple[Effect, ...], float | None]:
+    """Write the status, hold it back (progress only), or nothing when it is unchanged."""
+    name, key = obs.cluster.name, memory_key(obs.cluster.name)
+    live = obs.live_status
+    if not status_changed(dict(live) if live is not None else None, status):
+        return (Forget(key),), None
+    held = hold_for(
+        MACHINE,
+        status,
+        live_phase=(live or {}).get("phase"),
+        live_provisioned=bool((live or {}).get("provisioned")),
+        held_since=obs.held_since,
+        now=now,
+        window=obs.settings.status_coalesce_seconds,
+    )
+    if held is not None:
+        since = obs.held_since if obs.held_since is not None else now
+        return (Remember(key, Held(obs.cluster.metadata.uid, status, since)),), held
+    return (_write(name, status), Forget(key)), None
+
+
+def _conclude_unreadable(obs: Unreadable, now: float) -> Conclusion:
+    """Degraded with the fields to fix; nothing to retry until the spec changes."""
+    raw = obs.raw
+    previous = previous_status(raw)
+    verdict = unreadable_verdict(obs.error)
+    generation = raw.get("metadata", {}).get("generation", 0)
+    status = build_status(
+        MACHINE, verdict, lenient_figures(raw), generation, previous, now=rfc3339(now)
+    )
+    # A held Provisioning status no longer says where the cluster stands.
+    effects: list[Effect] = [Forget(memory_key(obs.name))]
+    if status_changed(raw.get("status"), status):
+        effects.append(_write(obs.name, status))
+        if previous is None or previous.phase != "Degraded":
+            effects.append(Emit(raw, "Warning", INVALID_SPEC, "ToDegraded", verdict.message))
+    return Conclusion(effects=tuple(effects))
+
+
+def _figures(obs: Observation, plan: Plan | None, provisioned: bool | None) -> Figures:
+    if plan is None:
+        return lenient_figures(obs.raw)
     rollout = plan.rollout
-    if rollout is not None and not rollout.complete:
-        # Ready counts only: a message that changed with every updated pod would cost a
-        # status write each time and tell a human nothing kubectl get pods does not.
-        progress = f"{rollout.ready}/{rollout.desired} pods ready"
-        was_serving = obs.phase in ("Ready", "Degraded")
-        unchanged = (
-            cluster.status is not None
-            and cluster.status.observed_generation == cluster.metadata.generation
-        )
-        if was_serving and unchanged and rollout.settled:
-            return Verdict(
-                "Degraded",
-                "PodsNotReady",
-                f"Pods stopped being ready: {progress}; check the pods of namespace {cluster.name}",
-            )
-        return Verdict("Provisioning", "RollingOut", f"Waiting for pods: {progress}")
-
-    if plan.provisioning_due:
-        return Verdict("Provisioning", "ProvisioningCluster", "Provisioning the Restate cluster")
-    replicas = rollout.desired if rollout else cluster.spec.compute.desired_replicas
-    if replicas == 0:
-        return Verdict("Ready", "Hibernated", "Hibernated: spec.compute.replicas is 0")
-    return Verdict("Ready", "Ready", f"Restate cluster ready: {replicas}/{replicas} pods")
-
-
-def reachable(current: Phase, target: Phase) -> Phase:
-    """The phase to move to now: Pending never jumps straight to Ready or Expanding."""
-    if current == "Pending" and target in ("Ready", "Expanding"):
-        return "Provisioning"
-    return target
+    return Figures(
+        desired_replicas=obs.cluster.spec.compute.desired_replicas,
+        ready_replicas=rollout.ready if rollout else 0,
+        requested_bytes=obs.cluster.spec.storage.storage_request_bytes,
+        current_bytes=plan.volumes.current_bytes if plan.volumes else None,
+        provisioned=provisioned,
+    )

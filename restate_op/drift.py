@@ -7,8 +7,10 @@ with an Event when it puts the child back. Pure: decided from the observation al
 
 - A changed child is drift when its ``restate.dev/desired-hash`` annotation still equals the
   hash of the manifest about to be applied: the desire did not change, the object did.
-- A missing child is drift when the cluster had converged on the current spec (phase Ready
-  or Degraded, ``observedGeneration`` current): it existed and is gone.
+- A missing child is drift when the cluster had converged on the current spec (a state and
+  reason marked ``converged`` in ``states/``, ``observedGeneration`` current): it existed
+  and is gone. Degraded counts only for reasons reached with every child applied (a rejected
+  apply or an API outage on the first reconcile may come before any child exists).
 """
 
 from __future__ import annotations
@@ -17,13 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from restate_op.diff import DESIRED_HASH_ANNOTATION, contains
+from restate_op.machine import load_machine
 from restate_op.observe import Observation
-
-#: Phases in which every desired child existed for the observed generation.
-CONVERGED_PHASES = frozenset({"Ready", "Degraded"})
-#: Degraded reasons reached only with every child applied (others, such as a rejected apply
-#: or an API outage on the first reconcile, may come before any child exists).
-CONVERGED_DEGRADED_REASONS = frozenset({"PodsNotReady", "VolumeExpansionNotSupported"})
 
 
 def first_difference(live: Any, desired: Any, path: str = "") -> str | None:
@@ -55,12 +52,6 @@ def first_difference(live: Any, desired: Any, path: str = "") -> str | None:
     return None if contains(live, desired) else (path or ".")
 
 
-def _live(obs: Observation, manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    if manifest["kind"] == "Namespace":
-        return obs.namespace
-    return obs.child(manifest["kind"], manifest["metadata"]["name"])
-
-
 def _hash(obj: Mapping[str, Any]) -> str | None:
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     value = annotations.get(DESIRED_HASH_ANNOTATION)
@@ -72,14 +63,14 @@ def converged(obs: Observation) -> bool:
     status = obs.cluster.status
     if (
         status is None
-        or status.phase not in CONVERGED_PHASES
+        or status.phase is None
         or status.observed_generation != obs.cluster.metadata.generation
     ):
         return False
-    if status.phase == "Degraded":
-        degraded = next((c for c in status.conditions or [] if c.type == "Degraded"), None)
-        return degraded is not None and degraded.reason in CONVERGED_DEGRADED_REASONS
-    return True
+    # The reason a status records is its Degraded condition's while degraded, else Ready's.
+    kind = "Degraded" if status.phase == "Degraded" else "Ready"
+    recorded = next((c.reason for c in status.conditions or [] if c.type == kind), None)
+    return load_machine().state(status.phase).is_converged(recorded)
 
 
 def drift(obs: Observation, manifest: Mapping[str, Any]) -> str | None:
@@ -87,7 +78,7 @@ def drift(obs: Observation, manifest: Mapping[str, Any]) -> str | None:
 
     Returns a short phrase for the Event, e.g. ``"deleted"`` or ``"spec.replicas changed"``.
     """
-    live = _live(obs, manifest)
+    live = obs.live(manifest)
     if live is None:
         return "deleted" if converged(obs) else None
     wanted = _hash(manifest)

@@ -51,5 +51,5 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "kr8s", "transitions"):
+    for noisy in ("httpx", "httpcore", "kr8s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,7 +1,11 @@
 """What a reconcile sees: the cluster and its live children, as plain data.
 
-An ``Observation`` is assembled from the informer caches (no API request), so everything
-downstream of it -- planning, deciding, status -- is a pure function of it.
+An ``Observation`` is assembled from the informer caches and the operator's memory (no API
+request), so everything downstream of it -- planning, deciding, status -- is a pure function
+of it. It carries two statuses, named apart: ``recorded_status`` is the latest word (a status
+decided but held back, see ``restate_op.coalesce``, or else the live one), which decisions
+start from; ``live_status`` is what the API server holds, which a status write is diffed
+against.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from restate_op.api.models import RestateCluster
+from pydantic import ValidationError
+
+from restate_op.api.models import RestateCluster, RestateClusterStatus
 from restate_op.settings import Capabilities, OperatorSettings
 
 ChildKey = tuple[str, str]  # (kind, name) inside the cluster's namespace
@@ -36,12 +42,28 @@ class Observation:
     storage_classes: Mapping[str, Mapping[str, Any]]
     settings: OperatorSettings
     capabilities: Capabilities = field(default_factory=Capabilities)
+    #: When the status held back in memory (``cluster.status``) became due; None if none.
+    held_since: float | None = None
+
+    @property
+    def recorded_status(self) -> RestateClusterStatus | None:
+        """The latest status this operator decided: held back, or else the live one."""
+        return self.cluster.status
+
+    @property
+    def live_status(self) -> Mapping[str, Any] | None:
+        """The status the API server holds."""
+        status = self.raw.get("status")
+        return status if isinstance(status, Mapping) else None
 
     def child(self, kind: str, name: str) -> Mapping[str, Any] | None:
         return self.children.get((kind, name))
 
-    def children_of_kind(self, kind: str) -> list[Mapping[str, Any]]:
-        return [obj for (k, _), obj in sorted(self.children.items()) if k == kind]
+    def live(self, manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The live object ``manifest`` describes (the Namespace, or a child in it)."""
+        if manifest["kind"] == "Namespace":
+            return self.namespace
+        return self.child(manifest["kind"], manifest["metadata"]["name"])
 
     @property
     def statefulset(self) -> Mapping[str, Any] | None:
@@ -60,3 +82,17 @@ class Observation:
             if any(annotations.get(a) == "true" for a in DEFAULT_STORAGE_CLASS_ANNOTATIONS):
                 return sc
         return None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A RestateCluster the API server accepted but the operator's model cannot read.
+
+    The CRD cannot express every rule of the models, and objects stored before a stricter
+    CRD was installed are never re-validated; such a cluster still gets a status that names
+    the field to fix (``restate_op.unreadable``).
+    """
+
+    name: str
+    raw: Mapping[str, Any]
+    error: ValidationError

@@ -7,11 +7,12 @@ a phase and ``actions`` carries it out.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from restate_op.children import aws, network_policies, restate_config
 from restate_op.children.config_map import desired_config_map
+from restate_op.children.constants import PIA_CANARY_JOB_NAME, PIA_NAME
 from restate_op.children.kube_values import check_kube_values, check_storage_class
 from restate_op.children.metadata import selector_labels
 from restate_op.children.namespace import desired_namespace, namespace_ownership
@@ -95,13 +96,16 @@ class Plan:
     #: Pod Identity: None when not configured.
     identity_synced: bool | None = None
     canary: CanaryOutcome | None = None
-    #: The StatefulSet is held back until identity is proven.
-    statefulset_held: bool = False
     provisioning_due: bool = False
-    notes: tuple[str, ...] = field(default=())
 
 
 def make_plan(obs: Observation) -> Plan:
+    """What differs between the spec and the cluster; never does I/O.
+
+    Returns a plan with only ``problems`` (and the namespace's ownership) when the spec
+    cannot be built or the name is taken; otherwise every child to apply, in apply order,
+    the stale ones to delete, and where volumes, identity and the rollout stand.
+    """
     cluster = obs.cluster
     problems = (
         tuple(restate_config.validate(cluster))
@@ -115,7 +119,37 @@ def make_plan(obs: Observation) -> Plan:
     if problems or ownership == "conflict":
         return Plan(problems=problems, namespace=ownership)
 
-    settings = obs.settings
+    identity = _identity(obs)
+    desired = [
+        *_desired_children(obs, ownership),
+        *identity.manifests,
+        *_security_groups_and_keys(obs),
+    ]
+    statefulset = _statefulset(
+        obs, identity, has_sgp=any(m["kind"] == "SecurityGroupPolicy" for m in desired)
+    )
+    if statefulset is not None:
+        desired.append(statefulset)
+    desired = [with_desired_hash(m) for m in desired]
+    status = cluster.status
+    return Plan(
+        problems=(),
+        namespace=ownership,
+        apply=tuple(m for m in desired if not up_to_date(obs.live(m), m)),
+        delete=_stale(obs, {(m["kind"], m["metadata"]["name"]) for m in desired}, identity.canary),
+        volumes=_volume_plan(obs),
+        rollout=_rollout(obs),
+        identity_synced=identity.synced,
+        canary=identity.canary,
+        provisioning_due=restate_config.effective_auto_provision(cluster)
+        and not (status and status.provisioned)
+        and cluster.spec.compute.desired_replicas > 0,
+    )
+
+
+def _desired_children(obs: Observation, ownership: NamespaceOwnership) -> list[dict[str, Any]]:
+    """The children every cluster has, in apply order (the Namespace first, if ours)."""
+    cluster, settings = obs.cluster, obs.settings
     desired: list[dict[str, Any]] = []
     if ownership in ("absent", "owned"):
         desired.append(desired_namespace(cluster))
@@ -127,87 +161,84 @@ def make_plan(obs: Observation) -> Plan:
     pdb = desired_pdb(cluster)
     if pdb is not None:
         desired.append(pdb)
+    return desired
 
-    # Pod Identity: the association, then a canary proving pods receive credentials.
-    identity_synced: bool | None = None
+
+@dataclass(frozen=True)
+class _Identity:
+    """Pod Identity: the association, then a canary proving pods receive credentials."""
+
+    manifests: tuple[dict[str, Any], ...] = ()
+    #: None when Pod Identity is not configured (or its API not served).
+    synced: bool | None = None
     canary: CanaryOutcome | None = None
-    pia = aws.desired_pod_identity_association(cluster, settings)
-    pia_active = False
-    if pia is not None and obs.capabilities.pod_identity_association:
-        desired.append(pia)
-        live_pia = obs.child("PodIdentityAssociation", "restate")
-        identity_synced = live_pia is not None and aws.pod_identity_synced(dict(live_pia))
-        if identity_synced:
-            job = obs.child("Job", "restate-pia-canary")
-            canary = aws.canary_outcome(dict(job) if job is not None else None)
-            if canary != "failed":
-                desired.append(aws.desired_pia_canary_job(cluster, settings))
-            pia_active = canary == "passed"
-    spc = desired_secret_provider_class(cluster)
-    if spc is not None:
-        desired.append(spc)
-    sgp = (
-        aws.desired_security_group_policy(cluster)
-        if obs.capabilities.security_group_policy
-        else None
-    )
-    if sgp is not None:
-        desired.append(sgp)
 
-    volumes = _volume_plan(obs)
-    sts_live = obs.statefulset
-    pod_annotations = aws.identity_pod_annotations(cluster, settings, pia_active, sgp is not None)
+    @property
+    def active(self) -> bool:
+        return self.canary == "passed"
+
+
+def _identity(obs: Observation) -> _Identity:
+    cluster, settings = obs.cluster, obs.settings
+    pia = aws.desired_pod_identity_association(cluster, settings)
+    if pia is None or not obs.capabilities.pod_identity_association:
+        return _Identity()
+    live_pia = obs.child("PodIdentityAssociation", PIA_NAME)
+    synced = live_pia is not None and aws.pod_identity_synced(dict(live_pia))
+    if not synced:
+        return _Identity((pia,), synced=False)
+    job = obs.child("Job", PIA_CANARY_JOB_NAME)
+    canary = aws.canary_outcome(dict(job) if job is not None else None)
+    if canary == "failed":
+        return _Identity((pia,), synced=True, canary=canary)
+    return _Identity((pia, aws.desired_pia_canary_job(cluster, settings)), True, canary)
+
+
+def _security_groups_and_keys(obs: Observation) -> list[dict[str, Any]]:
+    cluster = obs.cluster
+    found = [desired_secret_provider_class(cluster)]
+    if obs.capabilities.security_group_policy:
+        found.append(aws.desired_security_group_policy(cluster))
+    return [m for m in found if m is not None]
+
+
+def _statefulset(obs: Observation, identity: _Identity, *, has_sgp: bool) -> dict[str, Any] | None:
+    """The StatefulSet to apply, or None while it must be held back.
+
+    Held back while a StatefulSet is being deleted (the orphan delete of an expansion: the
+    next reconcile re-creates it once it is gone), and before a new cluster's Pod Identity is
+    proven (its pods would start without credentials).
+    """
+    cluster, settings = obs.cluster, obs.settings
+    live = obs.statefulset
+    pod_annotations = aws.identity_pod_annotations(cluster, settings, identity.active, has_sgp)
     statefulset = desired_statefulset(cluster, settings, pod_annotations)
-    live_size = _live_template_size(sts_live)
+    live_size = _claim_template_bytes(live)
     if live_size is not None:
         # Claim templates are immutable: keep the live size. Growing it is the Expanding
         # state's job (orphan-delete and re-create), so other spec changes never wait on it.
         for template in statefulset["spec"].get("volumeClaimTemplates", []):
-            template["spec"]["resources"]["requests"]["storage"] = live_size
-    # A StatefulSet being deleted (the orphan delete of an expansion) is neither patched nor
-    # deleted again: the next reconcile re-creates it once it is gone.
-    terminating = sts_live is not None and bool(
-        sts_live.get("metadata", {}).get("deletionTimestamp")
-    )
-    held = terminating or (identity_synced is not None and not pia_active and sts_live is None)
-    if not held:
-        desired.append(statefulset)
+            template["spec"]["resources"]["requests"]["storage"] = str(live_size)
+    terminating = live is not None and bool(live.get("metadata", {}).get("deletionTimestamp"))
+    unproven = identity.synced is not None and not identity.active and live is None
+    return None if terminating or unproven else statefulset
 
-    desired = [with_desired_hash(m) for m in desired]
-    apply = tuple(m for m in desired if not up_to_date(_live_of(obs, m), m))
-    desired_keys = {(m["kind"], m["metadata"]["name"]) for m in desired}
-    delete = tuple(
+
+def _stale(
+    obs: Observation, desired: set[tuple[str, str]], canary: CanaryOutcome | None
+) -> tuple[ChildRef, ...]:
+    """Children of prunable kinds no longer desired (never Namespaces or PVCs)."""
+    name = obs.cluster.name
+    stale = tuple(
         ChildRef(
-            str(obj.get("apiVersion", "")),
-            kind,
-            cluster.name,
-            name,
-            obj.get("metadata", {}).get("uid"),
+            str(obj.get("apiVersion", "")), kind, name, child, obj.get("metadata", {}).get("uid")
         )
-        for (kind, name), obj in sorted(obs.children.items())
-        if kind in PRUNABLE_KINDS
-        and (kind, name) not in desired_keys
-        and _prunable(kind, name, canary)
+        for (kind, child), obj in sorted(obs.children.items())
+        if kind in PRUNABLE_KINDS and (kind, child) not in desired and _prunable(kind, child)
     )
     if canary == "failed":
-        delete = (*delete, ChildRef("batch/v1", "Job", cluster.name, "restate-pia-canary"))
-
-    status = cluster.status
-    provisioned = bool(status and status.provisioned)
-    return Plan(
-        problems=(),
-        namespace=ownership,
-        apply=apply,
-        delete=delete,
-        volumes=volumes,
-        rollout=_rollout(obs),
-        identity_synced=identity_synced,
-        canary=canary,
-        statefulset_held=held,
-        provisioning_due=restate_config.effective_auto_provision(cluster)
-        and not provisioned
-        and cluster.spec.compute.desired_replicas > 0,
-    )
+        stale = (*stale, ChildRef("batch/v1", "Job", name, PIA_CANARY_JOB_NAME))
+    return stale
 
 
 def _capability_problems(obs: Observation) -> tuple[SpecProblem, ...]:
@@ -230,30 +261,22 @@ def _capability_problems(obs: Observation) -> tuple[SpecProblem, ...]:
     return ()
 
 
-def _prunable(kind: str, name: str, canary: CanaryOutcome | None) -> bool:
-    # A passed canary Job is kept as the marker that identity was proven (as upstream).
-    if kind == "NetworkPolicy":
-        return name in network_policies.NETWORK_POLICY_NAMES
-    return not (kind == "Job" and name == "restate-pia-canary" and canary == "passed")
+def _prunable(kind: str, name: str) -> bool:
+    # NetworkPolicies only by the operator's own names. (A passed canary Job is kept as the
+    # marker that identity was proven, as upstream: it stays desired while it passes.)
+    return kind != "NetworkPolicy" or name in network_policies.NETWORK_POLICY_NAMES
 
 
-def _live_of(obs: Observation, manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    if manifest["kind"] == "Namespace":
-        return obs.namespace
-    return obs.child(manifest["kind"], manifest["metadata"]["name"])
-
-
-def _live_template_size(sts: Mapping[str, Any] | None) -> str | None:
-    """The storage request of the live StatefulSet's ``storage`` claim template, as bytes."""
-    if sts is None:
-        return None
-    for template in sts.get("spec", {}).get("volumeClaimTemplates", []) or []:
+def _claim_template_bytes(sts: Mapping[str, Any] | None) -> int | None:
+    """The storage request of a StatefulSet's ``storage`` claim template, in bytes."""
+    for template in (sts or {}).get("spec", {}).get("volumeClaimTemplates", []) or []:
         if template.get("metadata", {}).get("name") == "storage":
-            size = _bytes(
-                template.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
-            )
-            return str(size) if size is not None else None
+            return _bytes(_storage_request(template))
     return None
+
+
+def _storage_request(claim: Mapping[str, Any]) -> Any:
+    return claim.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
 
 
 def _bytes(value: Any) -> int | None:
@@ -277,9 +300,7 @@ def _volume_plan(obs: Observation) -> VolumePlan:
             continue
         name = pvc["metadata"]["name"]
         class_name = class_name or pvc.get("spec", {}).get("storageClassName")
-        request = _bytes(
-            pvc.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
-        )
+        request = _bytes(_storage_request(pvc))
         if request is not None and request < requested:
             to_patch.append(name)
         status = pvc.get("status", {}) or {}
@@ -297,14 +318,8 @@ def _volume_plan(obs: Observation) -> VolumePlan:
     sc = obs.storage_class(class_name)
     expandable = None if sc is None else bool(sc.get("allowVolumeExpansion"))
     sts = obs.statefulset
-    template_outdated = False
-    if sts is not None:
-        for t in sts.get("spec", {}).get("volumeClaimTemplates", []) or []:
-            if t.get("metadata", {}).get("name") == "storage":
-                size = _bytes(
-                    t.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
-                )
-                template_outdated = size is not None and size < requested
+    template_size = _claim_template_bytes(sts)
+    template_outdated = template_size is not None and template_size < requested
     return VolumePlan(
         requested_bytes=requested,
         storage_class=sc.get("metadata", {}).get("name") if sc else class_name,

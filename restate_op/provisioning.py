@@ -10,43 +10,14 @@ replication and log provider come from the nodes' own configuration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import grpc
 import grpc.aio
+
+from restate_op.effects import ProvisionResult
 
 PROVISION_METHOD = "/restate.node_ctl_svc.NodeCtlSvc/ProvisionCluster"
 CONNECT_TIMEOUT_SECONDS = 10.0
 REQUEST_TIMEOUT_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class ProvisionResult:
-    """Whether the cluster is provisioned now, and what the node said."""
-
-    provisioned: bool
-    already: bool
-    message: str
-
-
-DEFAULT_NODE_ADDRESS_TEMPLATE = "{pod}.restate-cluster.{namespace}.svc.{cluster_dns}:5122"
-
-
-def node_address(
-    cluster_namespace: str,
-    cluster_dns: str,
-    pod: str = "restate-0",
-    template: str | None = None,
-) -> str:
-    """The gRPC target of a pod's node port, via the headless ``restate-cluster`` Service.
-
-    ``template`` (flag ``--node-address-template``) overrides the address for operators that
-    reach pods some other way (a proxy, a unix socket in tests); it may use ``{pod}``,
-    ``{namespace}`` and ``{cluster_dns}``.
-    """
-    return (template or DEFAULT_NODE_ADDRESS_TEMPLATE).format(
-        pod=pod, namespace=cluster_namespace, cluster_dns=cluster_dns
-    )
 
 
 async def provision_cluster(target: str) -> ProvisionResult:

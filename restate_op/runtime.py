@@ -1,8 +1,15 @@
-"""The controller runtime: informers feed a work queue, workers reconcile, one leader writes.
+"""The runtime that hosts the controllers: shared caches, one work queue, leader election, HTTP.
 
-Data runs one way: a watch event becomes a queue key (the cluster name); a worker reconciles
-it from the informer caches; results requeue it with a delay or a rate-limited backoff.
-Standby replicas keep warm caches but never reconcile until they hold the Lease.
+Data runs one way: a watch event becomes queue keys (controller, object name) through the
+mappings each controller registered (``restate_op.controller.Watch``); a worker takes a key
+and runs that controller's reconcile (observe, decide, execute, conclude); the result
+requeues the key with a delay or a rate-limited backoff. Standby replicas keep warm caches
+but never reconcile until they hold the Lease. Adding a controller adds a ``Controller`` to
+the list ``Operator`` is built with; nothing here changes.
+
+Four parts, composed by ``Operator``: ``InformerCaches`` (one informer per watched kind and
+selector, shared by every controller), ``Discovery`` (optional APIs, waited-for CRDs),
+``Workers`` (the reconcile loop per key, resync, gauges) and leadership/shutdown.
 """
 
 from __future__ import annotations
@@ -13,107 +20,108 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from restate_op.api.crd import CRD_NAME
+from restate_op.cluster_controller import RestateClusterController
+from restate_op.controller import Controller, RequiredApi, Result, Watch
+from restate_op.discovery import Discovery, crd_name
+from restate_op.executor import Executor, Memory
 from restate_op.http import HealthServer
-from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
 from restate_op.kube.compact import compact
 from restate_op.kube.events import EventRecorder
-from restate_op.kube.informer import Informer
+from restate_op.kube.informer import Informer, strip_managed_fields
 from restate_op.kube.lease import LeaderElector
+from restate_op.kube.resources import Kind
 from restate_op.kube.workqueue import WorkQueue
 from restate_op.logs import current_cluster
-from restate_op.machine import PHASES
 from restate_op.metrics import METRICS
-from restate_op.observe import ChildKey
-from restate_op.reconciler import ClusterView, Reconciler
+from restate_op.outcomes import ReconcileError
 from restate_op.settings import Capabilities, OperatorSettings
 
 log = logging.getLogger(__name__)
 
-MANAGED_SELECTOR = "app.kubernetes.io/managed-by=restate-operator"
-PVC_SELECTOR = "app.kubernetes.io/name=restate"
-CHILD_KINDS = (
-    resources.SERVICE_ACCOUNT,
-    resources.SERVICE,
-    resources.CONFIG_MAP,
-    resources.STATEFUL_SET,
-    resources.POD_DISRUPTION_BUDGET,
-    resources.NETWORK_POLICY,
-    resources.JOB,
-)
 CRD_POLL_SECONDS = 10.0
 DISCOVERY_SECONDS = 60.0
+GAUGE_SECONDS = 5.0
+
+#: A work-queue key: (controller name, object name).
+Key = tuple[str, str]
+InformerKey = tuple[Kind, str | None]
 
 
-def _strip(obj: dict[str, Any]) -> dict[str, Any]:
+def _transform(obj: dict[str, Any]) -> dict[str, Any]:
     """Drop what the operator never reads and share repeated strings, to keep 1000 clusters'
     caches small."""
-    metadata = obj.get("metadata")
-    if isinstance(metadata, dict):
-        metadata.pop("managedFields", None)
-        annotations = metadata.get("annotations")
-        if annotations:
-            annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
-    compacted: dict[str, Any] = compact(obj)
+    compacted: dict[str, Any] = compact(strip_managed_fields(obj))
     return compacted
 
 
-class InformerView(ClusterView):
-    """The reconciler's read access, served from the informer caches."""
+class InformerCaches:
+    """One informer per (kind, label selector), whoever watches it; read by every controller."""
 
-    def __init__(
-        self,
-        clusters: Informer,
-        namespaces: Informer,
-        children: list[Informer],
-        pvcs: Informer,
-        storage_classes: Informer,
-    ) -> None:
-        self._clusters = clusters
-        self._namespaces = namespaces
-        self._children = children
-        self._pvcs = pvcs
-        self._storage_classes = storage_classes
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+        self._informers: dict[InformerKey, Informer] = {}
 
-    def cluster(self, name: str) -> Mapping[str, Any] | None:
-        return self._clusters.get(None, name)
+    @property
+    def informers(self) -> list[Informer]:
+        return list(self._informers.values())
 
-    def namespace(self, name: str) -> Mapping[str, Any] | None:
-        return self._namespaces.get(None, name)
+    @property
+    def synced(self) -> bool:
+        return bool(self._informers) and all(i.synced for i in self._informers.values())
 
-    def children(self, namespace: str) -> Mapping[ChildKey, Mapping[str, Any]]:
-        found: dict[ChildKey, Mapping[str, Any]] = {}
-        for informer in self._children:
-            for obj in informer.list(namespace):
-                found[(obj["kind"], obj["metadata"]["name"])] = obj
-        return found
+    def ensure(
+        self, kind: Kind, label_selector: str | None, handler: Callable[[str, Any], None]
+    ) -> Informer | None:
+        """The informer of (kind, selector), created with ``handler`` if new (then returned)."""
+        if (kind, label_selector) in self._informers:
+            return None
+        informer = Informer(self.client, kind, label_selector=label_selector, transform=_transform)
+        informer.add_handler(handler)
+        self._informers[(kind, label_selector)] = informer
+        return informer
 
-    def pvcs(self, namespace: str) -> tuple[Mapping[str, Any], ...]:
-        return tuple(self._pvcs.list(namespace))
+    def get(self, kind: Kind, namespace: str | None, name: str) -> Mapping[str, Any] | None:
+        for (k, _selector), informer in self._informers.items():
+            if k == kind:
+                found = informer.get(namespace, name)
+                if found is not None:
+                    return found
+        return None
 
-    def storage_classes(self) -> Mapping[str, Mapping[str, Any]]:
-        return {sc["metadata"]["name"]: sc for sc in self._storage_classes.list(None)}
+    def list(
+        self, kind: Kind, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[Mapping[str, Any]]:
+        informer = self._informers.get((kind, label_selector))
+        return list(informer.list(namespace)) if informer is not None else []
 
 
 class Operator:
     """The whole operator process: caches, leader election, workers, HTTP."""
 
     def __init__(
-        self, client: KubeClient, settings: OperatorSettings, identity: str | None = None
+        self,
+        client: KubeClient,
+        settings: OperatorSettings,
+        identity: str | None = None,
+        controllers: Callable[[Operator], Sequence[Controller[Any]]] | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
-        self.queue: WorkQueue[str] = WorkQueue()
+        self.queue: WorkQueue[Key] = WorkQueue()
         self.capabilities = Capabilities()
-        self.crds_ready = False
+        self.caches = InformerCaches(client)
+        self.memory = Memory()
+        self.discovery = Discovery(client)
         self.is_leader = False
+        self._missing: list[RequiredApi] | None = None
         self._stopping = asyncio.Event()
-        self._informers: list[Informer] = []
         self._workers: list[asyncio.Task[None]] = []
         self._background: list[asyncio.Task[None]] = []
         # Events about a cluster-scoped RestateCluster may only live in `default` (the API
@@ -121,116 +129,84 @@ class Operator:
         self.recorder = EventRecorder(
             client, reporting_controller="restate-operator", reporting_instance=self.identity
         )
+        self.executor = Executor(client, self.recorder, self.memory)
+        make = controllers or default_controllers
+        self.controllers: dict[str, Controller[Any]] = {c.name: c for c in make(self)}
+        self._reconcilers = {
+            name: Reconcile(controller, self.executor)
+            for name, controller in self.controllers.items()
+        }
         # host None: every interface, IPv4 and IPv6 (upstream binds [::]).
         self.http = HealthServer(None, settings.http_port, self._readiness)
 
     # -- readiness ---------------------------------------------------------------------
 
+    def _required(self) -> list[RequiredApi]:
+        return [a for c in self.controllers.values() for a in c.required_apis(self.settings)]
+
     def _readiness(self) -> tuple[bool, dict[str, object]]:
-        pending = [] if self.crds_ready else [CRD_NAME]
-        if (
-            self.settings.aws_pod_identity_association_cluster
-            and not self.capabilities.pod_identity_association
-        ):
-            pending.append("podidentityassociations.eks.services.k8s.aws")
-        synced = all(i.synced for i in self._informers) if self._informers else False
+        missing = self._required() if self._missing is None else self._missing
+        pending = [crd_name(api) for api in missing]
+        synced = self.caches.synced
         ready = not pending and synced
         return ready, {"leader": self.is_leader, "pendingCRDs": pending, "cachesSynced": synced}
 
     # -- start-up ------------------------------------------------------------------------
 
-    async def _discover(self) -> Capabilities:
-        # One request says which API groups are served at all; only an optional group that
-        # is served is asked for its resources. Re-discovery every DISCOVERY_SECONDS thus
-        # costs one GET on a cluster without these APIs, not one per API.
-        served = await self.client.named_groups()
-
-        async def has(group_version: str, plural: str) -> bool:
-            return group_version in served and await self.client.has_api(group_version, plural)
-
-        return Capabilities(
-            pod_identity_association=await has(
-                "eks.services.k8s.aws/v1alpha1", "podidentityassociations"
-            ),
-            security_group_policy=await has(
-                "vpcresources.k8s.aws/v1beta1", "securitygrouppolicies"
-            ),
-            secret_provider_class=await has(
-                "secrets-store.csi.x-k8s.io/v1", "secretproviderclasses"
-            ),
-        )
-
     async def _wait_for_crds(self) -> None:
-        """Wait (rather than crash-loop) until our CRD, and ACK's when needed, are served."""
+        """Wait (rather than crash-loop) until every controller's required APIs are served."""
         announced = False
+        required = self._required()
         while not self._stopping.is_set():
-            self.crds_ready = await self.client.has_api("restate.dev/v1", "restateclusters")
-            self.capabilities = await self._discover()
-            METRICS.crd_missing.labels(crd=CRD_NAME).set(0 if self.crds_ready else 1)
-            needs_pia = bool(self.settings.aws_pod_identity_association_cluster)
-            METRICS.crd_missing.labels(crd="podidentityassociations.eks.services.k8s.aws").set(
-                1 if needs_pia and not self.capabilities.pod_identity_association else 0
-            )
-            if self.crds_ready and (not needs_pia or self.capabilities.pod_identity_association):
+            self._missing = await self.discovery.missing(required)
+            self.capabilities = await self.discovery.capabilities()
+            for api in required:
+                METRICS.crd_missing.labels(crd=crd_name(api)).set(1 if api in self._missing else 0)
+            if not self._missing:
                 if announced:
                     log.info("required CRDs are available")
                 return
             if not announced:
-                log.warning(
-                    "waiting for CRDs: %s%s",
-                    "" if self.crds_ready else CRD_NAME,
-                    " podidentityassociations.eks.services.k8s.aws (started with "
-                    "--aws-pod-identity-association-cluster; install the ACK EKS controller)"
-                    if needs_pia and not self.capabilities.pod_identity_association
-                    else "",
-                )
+                log.warning("waiting for CRDs: %s", "; ".join(api.why for api in self._missing))
                 announced = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), CRD_POLL_SECONDS)
 
-    def _enqueue_cluster(self, _event: str, obj: Mapping[str, Any]) -> None:
-        self.queue.add(obj["metadata"]["name"])
+    def _watch(self) -> list[Informer]:
+        """Create the informers every enabled watch needs; return the new ones."""
+        by_informer: dict[InformerKey, list[tuple[str, Watch]]] = {}
+        for controller in self.controllers.values():
+            for watch in controller.watches():
+                if watch.enabled(self.capabilities, self.settings):
+                    by_informer.setdefault((watch.kind, watch.label_selector), []).append(
+                        (controller.name, watch)
+                    )
+        created = []
+        for (kind, selector), watches in by_informer.items():
+            informer = self.caches.ensure(kind, selector, self._enqueuer(watches))
+            if informer is not None:
+                created.append(informer)
+        return created
 
-    def _enqueue_owner_namespace(self, _event: str, obj: Mapping[str, Any]) -> None:
-        namespace = obj["metadata"].get("namespace")
-        if namespace and self._clusters.get(None, namespace) is not None:
-            self.queue.add(namespace)
+    def _enqueuer(self, watches: list[tuple[str, Watch]]) -> Callable[[str, Any], None]:
+        def enqueue(_event: str, obj: Mapping[str, Any]) -> None:
+            for controller, watch in watches:
+                for key in watch.keys(obj, self.caches):
+                    self.queue.add((controller, key))
 
-    def _enqueue_all_clusters(self, _event: str, _obj: Mapping[str, Any]) -> None:
-        for cluster in self._clusters.list(None):
-            self.queue.add(cluster["metadata"]["name"])
+        return enqueue
 
-    def _enqueue_namespace(self, _event: str, obj: Mapping[str, Any]) -> None:
-        name = obj["metadata"]["name"]
-        if self._clusters.get(None, name) is not None:
-            self.queue.add(name)
-
-    def _child_kinds(self) -> list[resources.Kind]:
-        kinds = list(CHILD_KINDS)
-        # Only with --aws-pod-identity-association-cluster are PodIdentityAssociations the
-        # operator's (and only then does the chart grant access to them).
-        if (
-            self.capabilities.pod_identity_association
-            and self.settings.aws_pod_identity_association_cluster
-        ):
-            kinds.append(resources.POD_IDENTITY_ASSOCIATION)
-        if self.capabilities.security_group_policy:
-            kinds.append(resources.SECURITY_GROUP_POLICY)
-        if self.capabilities.secret_provider_class:
-            kinds.append(resources.SECRET_PROVIDER_CLASS)
-        return kinds
-
-    def _child_informer(self, kind: resources.Kind) -> Informer:
-        informer = Informer(self.client, kind, label_selector=MANAGED_SELECTOR, transform=_strip)
-        informer.add_handler(self._enqueue_owner_namespace)
-        return informer
+    def _enqueue_everything(self) -> None:
+        for name, controller in self.controllers.items():
+            for obj in self.caches.list(controller.kind):
+                self.queue.add((name, obj["metadata"]["name"]))
 
     async def _rediscover(self) -> None:
         """Notice optional CRDs installed after start-up (say the CSI driver) and watch them."""
         while True:
             await asyncio.sleep(DISCOVERY_SECONDS)
             try:
-                found = await self._discover()
+                found = await self.discovery.capabilities()
             except Exception:
                 log.warning("API discovery failed; retrying", exc_info=True)
                 continue
@@ -238,108 +214,80 @@ class Operator:
                 continue
             log.info("optional APIs changed: %s", found)
             self.capabilities = found
-            watched = {i.kind for i in self._children}
-            for kind in self._child_kinds():
-                if kind not in watched:
-                    informer = self._child_informer(kind)
-                    informer.start()
-                    await informer.wait_synced()
-                    self._children.append(informer)
-                    self._informers.append(informer)
-            for obj in self._clusters.list(None):
-                self.queue.add(obj["metadata"]["name"])
-
-    def _build_informers(self) -> InformerView:
-        c = self.client
-        self._clusters = Informer(c, resources.RESTATE_CLUSTER, transform=_strip)
-        self._clusters.add_handler(self._enqueue_cluster)
-        namespaces = Informer(c, resources.NAMESPACE, transform=_strip)
-        namespaces.add_handler(self._enqueue_namespace)
-        children = [self._child_informer(kind) for kind in self._child_kinds()]
-        self._children = children
-        pvcs = Informer(
-            c, resources.PERSISTENT_VOLUME_CLAIM, label_selector=PVC_SELECTOR, transform=_strip
-        )
-        pvcs.add_handler(self._enqueue_owner_namespace)
-        storage_classes = Informer(c, resources.STORAGE_CLASS, transform=_strip)
-        # A class created or made expandable may unblock any cluster waiting for it.
-        storage_classes.add_handler(self._enqueue_all_clusters)
-        self._informers = [self._clusters, namespaces, *children, pvcs, storage_classes]
-        return InformerView(self._clusters, namespaces, children, pvcs, storage_classes)
+            for informer in self._watch():
+                informer.start()
+                await informer.wait_synced()
+            self._enqueue_everything()
 
     # -- running -------------------------------------------------------------------------
 
-    async def _worker(self, reconciler: Reconciler) -> None:
+    async def handle(self, key: Key) -> Result:
+        """Reconcile one key and schedule what follows (the worker's body)."""
+        controller, name = key
+        token = current_cluster.set(name)
+        try:
+            result = await self._reconcilers[controller](name)
+        except Exception:
+            log.exception("reconcile crashed")
+            METRICS.reconcile_errors.labels(error="Internal").inc()
+            result = Result(failed=True)
+        finally:
+            current_cluster.reset(token)
+        if result.failed:
+            self.queue.add_rate_limited(key, at_least=result.retry_after or 0.0)
+        else:
+            self.queue.forget(key)
+            if result.requeue_after is not None:
+                self.queue.add_after(key, result.requeue_after)
+        return result
+
+    async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
             if key is None:
                 return
-            token = current_cluster.set(key)
             try:
-                result = await reconciler.reconcile(key)
-                if result.failed:
-                    self.queue.add_rate_limited(key)
-                else:
-                    self.queue.forget(key)
-                    if result.requeue_after is not None:
-                        self.queue.add_after(key, result.requeue_after)
-            except Exception:
-                log.exception("reconcile crashed")
-                METRICS.reconcile_errors.labels(error="Internal").inc()
-                self.queue.add_rate_limited(key)
+                await self.handle(key)
             finally:
-                current_cluster.reset(token)
                 self.queue.done(key)
                 METRICS.queue_depth.set(len(self.queue))
 
-    async def _count_phases(self) -> None:
-        """Keep the clusters-per-phase gauge current (from the cache: no API request)."""
+    async def _update_gauges(self) -> None:
+        """Keep the per-phase gauges and the queue depth current (from the caches)."""
         while True:
-            counts: dict[str, int] = dict.fromkeys(PHASES, 0)
-            for obj in self._clusters.list(None):
-                phase = (obj.get("status") or {}).get("phase") or "Pending"
-                counts[phase] = counts.get(phase, 0) + 1
-            for phase, count in counts.items():
-                METRICS.clusters.labels(phase=phase).set(count)
+            for controller in self.controllers.values():
+                controller.update_gauges()
             METRICS.queue_depth.set(len(self.queue))
-            await asyncio.sleep(5)
+            await asyncio.sleep(GAUGE_SECONDS)
 
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
-            for obj in self._clusters.list(None):
-                self.queue.add(obj["metadata"]["name"])
+            self._enqueue_everything()
 
-    async def _lead(self, view: InformerView) -> None:
+    async def _lead(self) -> None:
         """Runs while this process is the leader."""
         self.is_leader = True
         METRICS.leader.set(1)
         log.info("became leader", extra={"identity": self.identity})
-        reconciler = Reconciler(
-            self.client, self.recorder, view, self.settings, lambda: self.capabilities
-        )
-        for obj in self._clusters.list(None):
-            self.queue.add(obj["metadata"]["name"])
+        self._enqueue_everything()
         self._workers = [
-            asyncio.create_task(self._worker(reconciler)) for _ in range(self.settings.concurrency)
+            asyncio.create_task(self._worker()) for _ in range(self.settings.concurrency)
         ]
         self._background = [
             asyncio.create_task(self._resync()),
             asyncio.create_task(self._rediscover()),
-            asyncio.create_task(self._count_phases()),
+            asyncio.create_task(self._update_gauges()),
         ]
         try:
             await self._stopping.wait()
         except asyncio.CancelledError:
             # The Lease is lost: no write may follow, so every worker is stopped (and waited
             # for) before the elector campaigns again. A graceful stop drains them instead.
-            # Cancelled until they are done: the transitions library swallows a cancellation
-            # that arrives inside a transition, so one cancel may not end a reconcile.
             tasks = [*self._workers, *self._background]
-            while pending := [task for task in tasks if not task.done()]:
-                for task in pending:
-                    task.cancel()
-                await asyncio.wait(pending, timeout=0.1)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
     async def _until_stopped(self, work: Awaitable[Any]) -> bool:
@@ -371,16 +319,15 @@ class Operator:
             await self._wait_for_crds()
             if self._stopping.is_set():
                 return
-            view = self._build_informers()
-            for informer in self._informers:
+            for informer in self._watch():
                 informer.start()
             if not await self._until_stopped(
-                asyncio.gather(*(i.wait_synced() for i in self._informers))
+                asyncio.gather(*(i.wait_synced() for i in self.caches.informers))
             ):
                 return
-            log.info("caches synced", extra={"clusters": len(self._clusters.list(None))})
-            if self.settings.leader_elect:
-                elector = LeaderElector(
+            log.info("caches synced", extra={"objects": len(self.caches.informers)})
+            elector = (
+                LeaderElector(
                     self.client,
                     self.settings.operator_namespace,
                     self.settings.lease_name,
@@ -389,18 +336,19 @@ class Operator:
                     renew_deadline=self.settings.lease_duration_seconds * 2 / 3,
                     retry_period=self.settings.lease_renew_seconds,
                 )
-                lead = asyncio.create_task(elector.run(lambda: self._lead(view), self._lost_lead))
-                await self._stopping.wait()
-                await self._drain()
-                lead.cancel()
+                if self.settings.leader_elect
+                else None
+            )
+            lead = asyncio.create_task(
+                elector.run(self._lead, self._lost_lead) if elector else self._lead()
+            )
+            await self._stopping.wait()
+            await self._drain()
+            lead.cancel()
+            if elector is not None:
                 await elector.release()
-            else:
-                lead = asyncio.create_task(self._lead(view))
-                await self._stopping.wait()
-                await self._drain()
-                lead.cancel()
         finally:
-            for informer in self._informers:
+            for informer in self.caches.informers:
                 await informer.stop()
             await self.http.stop()
 
@@ -418,3 +366,54 @@ class Operator:
     def stop(self) -> None:
         log.info("stopping")
         self._stopping.set()
+
+
+@dataclass
+class Reconcile:
+    """Drives one controller's keys through observe, decide, execute, conclude."""
+
+    controller: Controller[Any]
+    executor: Executor
+    clock: Callable[[], float] = time.time
+
+    async def __call__(self, key: str) -> Result:
+        started = time.monotonic()
+        try:
+            return await self._reconcile(key)
+        finally:
+            METRICS.reconcile_duration.observe(time.monotonic() - started)
+
+    async def _reconcile(self, key: str) -> Result:
+        obs = self.controller.observe(key)
+        if obs is None:
+            await self.executor.run(self.controller.forget(key))
+            return Result()  # gone: ownerReferences let the garbage collector reap the rest
+        now = self.clock()
+        decision = self.controller.decide(obs, now)
+        outcome = await self.executor.run(decision.effects)
+        conclusion = self.controller.conclude(obs, decision, outcome, now)
+        closing = await self.executor.run(conclusion.effects)
+        if closing.error is not None:
+            log.warning("status write failed: %s", closing.error.message)
+            METRICS.reconcile_errors.labels(error=closing.error.error_class.metric_label).inc()
+            return Result(failed=True, retry_after=_retry_after(closing.error))
+        error = conclusion.error
+        METRICS.reconciles.labels(result="error" if error else "ok").inc()
+        if error is not None:
+            METRICS.reconcile_errors.labels(error=error.error_class.metric_label).inc()
+            log.warning("reconcile failed: %s", error.message)
+            return Result(failed=True, retry_after=_retry_after(error))
+        return Result(requeue_after=conclusion.requeue_after)
+
+
+def _retry_after(error: ReconcileError) -> float | None:
+    return getattr(error, "retry_after", None)
+
+
+def default_controllers(operator: Operator) -> Sequence[Controller[Any]]:
+    """The controllers this operator runs, sharing the operator's caches and memory."""
+    return [
+        RestateClusterController(
+            operator.caches, operator.memory, operator.settings, lambda: operator.capabilities
+        )
+    ]

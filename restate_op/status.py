@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from restate_op.api.lifecycle import Phase
 from restate_op.api.models import Condition, RestateClusterStatus, StorageStatus
-from restate_op.machine import MachineDefinition, Phase
+from restate_op.machine import Machine
 from restate_op.quantity import format_bytes
 
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded")
@@ -42,7 +43,7 @@ def now_rfc3339() -> str:
 
 
 def build_conditions(
-    definition: MachineDefinition,
+    definition: Machine,
     verdict: Verdict,
     figures: Figures,
     generation: int,
@@ -85,7 +86,7 @@ def _reason_for(ctype: str, status: str, verdict: Verdict) -> tuple[str, str]:
 
 
 def build_status(
-    definition: MachineDefinition,
+    definition: Machine,
     verdict: Verdict,
     figures: Figures,
     generation: int,

@@ -7,7 +7,7 @@ from typing import Any
 
 from restate_op.drift import drift, first_difference
 from restate_op.plan import make_plan
-from tests.test_decide import cluster, observe
+from tests.test_verdicts import cluster, observe
 
 
 def _converged_children(raw: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -18,8 +18,9 @@ def test_generated_set_covers_crd_pkl_chart_and_diagram() -> None:
         "_rbac.tpl",
         "README.md",
         "reference.md",
+        "lifecycle.py",
     }
-    assert len(artefacts()) == 7
+    assert len(artefacts()) == 8
 
 
 def test_crd_has_cel_rules_printer_columns_and_status() -> None:

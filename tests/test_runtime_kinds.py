@@ -1,4 +1,4 @@
-"""Which child kinds the operator watches: only those it may manage with its RBAC."""
+"""Which kinds the operator watches: only those it may manage with its RBAC."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ EVERYTHING = Capabilities(
 def _kinds(settings: OperatorSettings) -> list[resources.Kind]:
     operator = Operator(cast(KubeClient, object()), settings, identity="test")
     operator.capabilities = EVERYTHING
-    return operator._child_kinds()
+    return [informer.kind for informer in operator._watch()]
 
 
 def test_pod_identity_associations_are_watched_only_with_the_eks_cluster_flag() -> None:
@@ -27,3 +27,9 @@ def test_pod_identity_associations_are_watched_only_with_the_eks_cluster_flag() 
     with_flag = OperatorSettings(aws_pod_identity_association_cluster="prod")
     assert resources.POD_IDENTITY_ASSOCIATION in _kinds(with_flag)
     assert resources.SECURITY_GROUP_POLICY in _kinds(OperatorSettings())
+
+
+def test_one_informer_per_kind_and_selector() -> None:
+    kinds = _kinds(OperatorSettings())
+    assert len(kinds) == len(set(kinds))
+    assert resources.RESTATE_CLUSTER in kinds and resources.STORAGE_CLASS in kinds

@@ -24,6 +24,7 @@ from restate_op.api.kube_types import (
     StringMap,
     Toleration,
 )
+from restate_op.api.lifecycle import Phase
 
 DEFAULT_REPLICAS = 1
 DEFAULT_TERMINATION_GRACE_SECONDS = 60
@@ -197,10 +198,6 @@ class RestateClusterSpec(KubeModel):
     def security_or_default(self) -> Security:
         return self.security or Security()
 
-    @property
-    def auto_provision(self) -> bool:
-        return bool(self.cluster and self.cluster.auto_provision)
-
 
 class Condition(KubeModel):
     """A Kubernetes API convention condition (``kubectl wait --for=condition=Ready``)."""
@@ -226,7 +223,7 @@ class StorageStatus(KubeModel):
 
 
 class RestateClusterStatus(KubeModel):
-    phase: Literal["Pending", "Provisioning", "Expanding", "Ready", "Degraded"] | None = None
+    phase: Phase | None = None
     observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
     conditions: Annotated[
         list[Condition] | None,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import functools
 import json
 import logging
 import time
@@ -314,26 +313,3 @@ def _translated() -> Iterator[None]:
         if error is None or error is exc:
             raise
         raise error from exc
-
-
-def retry_transient(
-    *,
-    attempts: int = 5,
-    initial: float = 0.5,
-    maximum: float = 30.0,
-    jitter: float = 0.5,
-) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
-    """Decorator form of :func:`retrying` for async functions."""
-
-    def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            retry = retrying(attempts=attempts, initial=initial, maximum=maximum, jitter=jitter)
-            with _translated():
-                async for attempt in retry:
-                    with attempt:
-                        return await fn(*args, **kwargs)
-            raise AssertionError("unreachable")  # pragma: no cover
-
-        return functools.wraps(fn)(wrapper)
-
-    return decorate

@@ -126,9 +126,12 @@ class WorkQueue(Generic[K]):
         self._waiting.pop(key, None)
         self.add(key)
 
-    def add_rate_limited(self, key: K) -> None:
-        """Queue ``key`` after its backoff (0.5 s, 1 s, 2 s, ... up to 5 min by default)."""
-        self.add_after(key, self.rate_limiter.when(key))
+    def add_rate_limited(self, key: K, at_least: float = 0.0) -> None:
+        """Queue ``key`` after its backoff (0.5 s, 1 s, 2 s, ... up to 5 min by default).
+
+        ``at_least``: never sooner than this (a server's ``Retry-After``).
+        """
+        self.add_after(key, max(self.rate_limiter.when(key), at_least))
 
     def forget(self, key: K) -> None:
         """Reset ``key``'s backoff (call after a successful reconcile)."""

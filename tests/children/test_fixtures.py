@@ -86,7 +86,7 @@ def test_baseline_builds_the_documented_statefulset() -> None:
 def test_full_fixture_exercises_multi_node_features() -> None:
     cluster = load_fixture("full.yaml")
     assert cluster.spec.compute.desired_replicas == 3
-    assert cluster.spec.auto_provision
+    assert cluster.spec.cluster is not None and cluster.spec.cluster.auto_provision
     assert desired_pdb(cluster) is not None
     assert desired_pod_identity_association(cluster, SETTINGS) is not None
     assert desired_security_group_policy(cluster) is not None

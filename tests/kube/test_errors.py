@@ -23,7 +23,6 @@ from restate_op.kube.errors import (
     is_transient,
     parse_retry_after,
     retry_after,
-    retry_transient,
     translate,
     wait_retry_after,
     with_retries,
@@ -229,17 +228,3 @@ async def test_with_retries_gives_up_with_the_last_error() -> None:
         await with_retries(fn, attempts=3, initial=0.001, maximum=0.001, jitter=0.0)
     assert caught.value.status == 500
     assert fn.calls == 3
-
-
-async def test_decorator() -> None:
-    fn = Flaky(httpx.ConnectError("refused"))
-
-    @retry_transient(attempts=2, initial=0.001, jitter=0.0)
-    async def call(x: int) -> str:
-        """Doc."""
-        assert x == 5
-        return await fn()
-
-    assert await call(5) == "ok"
-    assert fn.calls == 2
-    assert call.__doc__ == "Doc."

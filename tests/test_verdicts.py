@@ -1,4 +1,7 @@
-"""State in, observation, state out: the decisions of one reconcile, without a cluster."""
+"""State in, verdict out: the phase and reason each observation implies, without a cluster.
+
+The effects and status of a whole reconcile are tested in ``tests/test_reconcile.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from restate_op.api.models import RestateCluster
-from restate_op.decide import decide, reachable
-from restate_op.machine import load_definition
+from restate_op.machine import load_machine
 from restate_op.observe import Observation
 from restate_op.plan import make_plan
 from restate_op.settings import Capabilities, OperatorSettings
 from restate_op.status import Figures, Verdict, build_status, status_changed
+from restate_op.verdicts import judge
 
 UID = "0b5c1e2a-0000-4000-8000-000000000001"
 SETTINGS = OperatorSettings()
@@ -135,8 +138,14 @@ def converged(
     return observe(raw, children, namespace, pvcs)
 
 
+def reachable(current: str, target: str) -> str:
+    """The phase a reconcile moves to now: the first step of the machine's shortest path."""
+    path = load_machine().path(current, target)
+    return path[0].dest if path else current
+
+
 def verdict(obs: Observation) -> Verdict:
-    return decide(obs, make_plan(obs))
+    return judge(obs, make_plan(obs))
 
 
 def test_new_cluster_is_provisioned() -> None:
@@ -217,7 +226,7 @@ def test_larger_request_is_expanding_and_plans_pvc_patches() -> None:
     assert not statefulset or statefulset[0]["spec"]["volumeClaimTemplates"][0]["spec"][
         "resources"
     ]["requests"]["storage"] == str(2 * 2**30), "template kept until re-created"
-    result = decide(obs, plan)
+    result = judge(obs, plan)
     assert result.phase == "Expanding" and result.reason == "VolumeExpansion"
 
 
@@ -279,7 +288,7 @@ def test_multi_node_cluster_waits_for_provisioning() -> None:
     obs = converged(cluster("Provisioning", replicas=3))
     plan = make_plan(obs)
     assert plan.provisioning_due
-    assert decide(obs, plan).reason == "ProvisioningCluster"
+    assert judge(obs, plan).reason == "ProvisioningCluster"
     done = converged(cluster("Provisioning", replicas=3, provisioned=True))
     assert verdict(done).phase == "Ready"
 
@@ -291,7 +300,7 @@ def test_hibernated_cluster_is_ready() -> None:
 
 
 def test_status_conditions_follow_the_states_table() -> None:
-    definition = load_definition()
+    definition = load_machine()
     figures = Figures(
         desired_replicas=3, ready_replicas=3, requested_bytes=1, current_bytes=1, provisioned=None
     )
@@ -313,7 +322,7 @@ def test_status_conditions_follow_the_states_table() -> None:
 
 
 def test_last_transition_time_moves_only_on_status_change() -> None:
-    definition = load_definition()
+    definition = load_machine()
     figures = Figures(1, 1, 1, 1, None)
     first = build_status(
         definition, Verdict("Ready", "Ready", "ok"), figures, 1, None, now="2026-01-01T00:00:00Z"
@@ -343,7 +352,7 @@ def test_terminating_statefulset_is_neither_patched_nor_deleted_again() -> None:
     plan = make_plan(obs)
     assert "StatefulSet" not in {m["kind"] for m in plan.apply}
     assert plan.volumes is not None and plan.volumes.statefulset_uid is None
-    assert decide(obs, plan).phase == "Expanding"
+    assert judge(obs, plan).phase == "Expanding"
 
 
 def test_csi_signing_key_without_the_driver_waits_in_pending() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from restate_op.runtime import Operator
-from restate_op.settings import Capabilities, OperatorSettings
+from restate_op.discovery import Discovery
+from restate_op.settings import Capabilities
 from tests.kube.fakeapi import fake_client, json_response, status
 
 
@@ -31,7 +31,7 @@ async def test_discovery_asks_only_served_groups_for_their_resources() -> None:
         return status(404, "NotFound")
 
     client, rec = fake_client(handler)
-    found = await Operator(client, OperatorSettings())._discover()
+    found = await Discovery(client).capabilities()
     assert found == Capabilities(secret_provider_class=True)
     assert [r.url.path.rstrip("/") for r in rec.requests] == [
         "/apis",
@@ -46,5 +46,5 @@ async def test_discovery_without_optional_groups_is_one_request() -> None:
         return status(404, "NotFound")
 
     client, rec = fake_client(handler)
-    assert await Operator(client, OperatorSettings())._discover() == Capabilities()
+    assert await Discovery(client).capabilities() == Capabilities()
     assert len(rec.requests) == 1

@@ -1,0 +1,186 @@
+"""The RestateCluster controller: what it watches, how it observes, and its pure reconcile.
+
+The first controller the runtime hosts. Its key is the cluster's name, which is also its
+Namespace's, so a child's event maps to the key by the child's namespace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from restate_op.api.crd import CRD_NAME
+from restate_op.api.models import RestateCluster
+from restate_op.children.constants import APP_NAME, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
+from restate_op.coalesce import Held
+from restate_op.controller import Caches, Conclusion, Decision, RequiredApi, Watch
+from restate_op.decide import CONTROLLER, MACHINE, ClusterObservation, conclude, decide, forget
+from restate_op.decide import memory_key as _memory_key
+from restate_op.effects import Effect, Outcome
+from restate_op.executor import Memory
+from restate_op.kube import resources
+from restate_op.kube.resources import Kind
+from restate_op.metrics import METRICS
+from restate_op.observe import ChildKey, Observation, Unreadable
+from restate_op.settings import Capabilities, OperatorSettings
+
+log = logging.getLogger(__name__)
+
+#: The operator's own children carry this label; PVCs (made by the StatefulSet) carry the name.
+MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+PVC_SELECTOR = f"{NAME_LABEL}={APP_NAME}"
+
+CHILD_KINDS: tuple[Kind, ...] = (
+    resources.SERVICE_ACCOUNT,
+    resources.SERVICE,
+    resources.CONFIG_MAP,
+    resources.STATEFUL_SET,
+    resources.POD_DISRUPTION_BUDGET,
+    resources.NETWORK_POLICY,
+    resources.JOB,
+)
+
+
+def _pod_identity(capabilities: Capabilities, settings: OperatorSettings) -> bool:
+    # Only with --aws-pod-identity-association-cluster are PodIdentityAssociations the
+    # operator's (and only then does the chart grant access to them).
+    return capabilities.pod_identity_association and bool(
+        settings.aws_pod_identity_association_cluster
+    )
+
+
+#: Optional child kinds, and when the operator watches (and so manages) them.
+OPTIONAL_CHILD_KINDS: tuple[tuple[Kind, Callable[[Capabilities, OperatorSettings], bool]], ...] = (
+    (resources.POD_IDENTITY_ASSOCIATION, _pod_identity),
+    (resources.SECURITY_GROUP_POLICY, lambda c, _s: c.security_group_policy),
+    (resources.SECRET_PROVIDER_CLASS, lambda c, _s: c.secret_provider_class),
+)
+
+
+class RestateClusterController:
+    name = CONTROLLER
+    kind = resources.RESTATE_CLUSTER
+
+    def __init__(
+        self,
+        caches: Caches,
+        memory: Memory,
+        settings: OperatorSettings,
+        capabilities: Callable[[], Capabilities],
+    ) -> None:
+        self.caches = caches
+        self.memory = memory
+        self.settings = settings
+        self.capabilities = capabilities
+
+    # -- what it watches -----------------------------------------------------------------
+
+    def watches(self) -> Sequence[Watch]:
+        children = [Watch(kind, MANAGED_SELECTOR, self._by_namespace) for kind in CHILD_KINDS]
+        optional = [
+            Watch(kind, MANAGED_SELECTOR, self._by_namespace, enabled=enabled)
+            for kind, enabled in OPTIONAL_CHILD_KINDS
+        ]
+        return (
+            Watch(resources.RESTATE_CLUSTER, None, lambda obj, _c: [obj["metadata"]["name"]]),
+            Watch(resources.NAMESPACE, None, self._by_name),
+            *children,
+            *optional,
+            Watch(resources.PERSISTENT_VOLUME_CLAIM, PVC_SELECTOR, self._by_namespace),
+            # A class created or made expandable may unblock any cluster waiting for it.
+            Watch(resources.STORAGE_CLASS, None, self._every_cluster),
+        )
+
+    def required_apis(self, settings: OperatorSettings) -> Sequence[RequiredApi]:
+        required = [
+            RequiredApi(
+                "restate.dev/v1", "restateclusters", f"{CRD_NAME} (install the chart's CRDs)"
+            )
+        ]
+        if settings.aws_pod_identity_association_cluster:
+            required.append(
+                RequiredApi(
+                    "eks.services.k8s.aws/v1alpha1",
+                    "podidentityassociations",
+                    "podidentityassociations.eks.services.k8s.aws (started with "
+                    "--aws-pod-identity-association-cluster; install the ACK EKS controller)",
+                )
+            )
+        return required
+
+    def _cluster_exists(self, name: str) -> bool:
+        return self.caches.get(resources.RESTATE_CLUSTER, None, name) is not None
+
+    def _by_name(self, obj: Mapping[str, Any], _caches: Caches) -> Iterable[str]:
+        name = obj["metadata"]["name"]
+        return [name] if self._cluster_exists(name) else []
+
+    def _by_namespace(self, obj: Mapping[str, Any], _caches: Caches) -> Iterable[str]:
+        namespace = obj["metadata"].get("namespace")
+        return [namespace] if namespace and self._cluster_exists(namespace) else []
+
+    def _every_cluster(self, _obj: Mapping[str, Any], caches: Caches) -> Iterable[str]:
+        return [c["metadata"]["name"] for c in caches.list(resources.RESTATE_CLUSTER)]
+
+    # -- the reconcile -------------------------------------------------------------------
+
+    def observe(self, key: str) -> ClusterObservation | None:
+        """The cluster and everything of it the caches hold; None once it is gone or going."""
+        raw = self.caches.get(resources.RESTATE_CLUSTER, None, key)
+        if raw is None or raw.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        try:
+            cluster = RestateCluster.model_validate(raw)
+        except ValidationError as exc:
+            log.error("RestateCluster does not match the model: %s", exc)
+            return Unreadable(key, raw, exc)
+        held = self.memory.get(_memory_key(key))
+        held_since = None
+        if isinstance(held, Held) and held.uid == cluster.metadata.uid:
+            # The status this operator decided but has not written yet is the latest word.
+            cluster = cluster.model_copy(update={"status": held.status})
+            held_since = held.since
+        return Observation(
+            cluster=cluster,
+            raw=raw,
+            namespace=self.caches.get(resources.NAMESPACE, None, key),
+            children=self._children(key),
+            pvcs=tuple(self.caches.list(resources.PERSISTENT_VOLUME_CLAIM, key, PVC_SELECTOR)),
+            storage_classes={
+                sc["metadata"]["name"]: sc for sc in self.caches.list(resources.STORAGE_CLASS)
+            },
+            settings=self.settings,
+            capabilities=self.capabilities(),
+            held_since=held_since,
+        )
+
+    def _children(self, namespace: str) -> dict[ChildKey, Mapping[str, Any]]:
+        found: dict[ChildKey, Mapping[str, Any]] = {}
+        kinds = (*CHILD_KINDS, *(kind for kind, _ in OPTIONAL_CHILD_KINDS))
+        for kind in kinds:
+            for obj in self.caches.list(kind, namespace, MANAGED_SELECTOR):
+                found[(obj["kind"], obj["metadata"]["name"])] = obj
+        return found
+
+    def decide(self, obs: ClusterObservation, now: float) -> Decision:
+        return decide(obs, now)
+
+    def conclude(
+        self, obs: ClusterObservation, decision: Decision, outcome: Outcome, now: float
+    ) -> Conclusion:
+        return conclude(obs, decision, outcome, now)
+
+    def forget(self, key: str) -> Sequence[Effect]:
+        return forget(key)
+
+    def update_gauges(self) -> None:
+        """Clusters per phase, from the cache (no API request)."""
+        counts: dict[str, int] = dict.fromkeys(MACHINE.phases, 0)
+        for obj in self.caches.list(resources.RESTATE_CLUSTER):
+            phase = (obj.get("status") or {}).get("phase") or MACHINE.initial
+            counts[phase] = counts.get(phase, 0) + 1
+        for phase, count in counts.items():
+            METRICS.clusters.labels(phase=phase).set(count)

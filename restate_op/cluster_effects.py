@@ -1,0 +1,125 @@
+"""What each RestateCluster state does, as effects: the planners ``states/`` names.
+
+Pure. A state's ``effects:`` list in ``states/restatecluster.yaml`` names planners from
+``PLANNERS``; a reconcile in that state runs them in order and hands the effects to the
+executor. To change what a state does, edit its list there; to add a kind of work, add a
+planner here (the machine refuses to load when the two disagree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from restate_op.children.constants import STATEFULSET_NAME
+from restate_op.drift import drift
+from restate_op.effects import Apply, Delete, Effect, Emit, OrphanDelete, PatchClaimSize, Provision
+from restate_op.node_address import node_address
+from restate_op.observe import Observation
+from restate_op.plan import Plan
+
+FIRST_POD = f"{STATEFULSET_NAME}-0"
+
+
+@dataclass(frozen=True)
+class Planned:
+    effects: tuple[Effect, ...] = ()
+    #: Look again this soon (the effects start something that finishes on its own).
+    requeue_after: float | None = None
+
+
+Planner = Callable[[Observation, Plan], Planned]
+
+
+def apply_children(obs: Observation, plan: Plan) -> Planned:
+    """Apply every child that differs; say with an Event which ones someone else changed."""
+    uid = obs.cluster.metadata.uid
+    effects: list[Effect] = []
+    restored: list[str] = []
+    for manifest in plan.apply:
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        # Only an adopted namespace can hold someone else's object of the same name: a
+        # namespace the operator created is checked by nobody, at no request per child.
+        foreign_possible = plan.namespace == "adopted" and obs.child(kind, name) is None
+        effects.append(
+            Apply(
+                manifest,
+                refuse_foreign_of=uid if foreign_possible else None,
+                # A Job's pod template is immutable: a changed canary is re-created.
+                replace_if_immutable=kind == "Job",
+            )
+        )
+        why = drift(obs, manifest)
+        if why is not None:
+            restored.append(f"{kind}/{name} ({why})")
+    if restored:
+        note = "Restored children changed by someone else: " + "; ".join(restored)
+        effects.append(Emit(obs.raw, "Normal", "DriftCorrected", "Restore", note))
+    return Planned(tuple(effects))
+
+
+def delete_stale_children(obs: Observation, plan: Plan) -> Planned:
+    return Planned(
+        tuple(Delete(ref.api_version, ref.kind, ref.namespace, ref.name) for ref in plan.delete)
+    )
+
+
+def expand_volumes(obs: Observation, plan: Plan) -> Planned:
+    """Grow the PVCs, then re-create the StatefulSet around them (pods untouched)."""
+    volumes = plan.volumes
+    if volumes is None:
+        return Planned()
+    namespace = obs.cluster.name
+    effects: list[Effect] = [
+        PatchClaimSize(namespace, pvc, volumes.requested_bytes) for pvc in volumes.to_patch
+    ]
+    if volumes.to_patch:
+        effects.append(
+            Emit(
+                obs.raw,
+                "Normal",
+                "VolumesResized",
+                "ExpandVolumes",
+                f"Requested {volumes.requested_bytes} bytes on {', '.join(volumes.to_patch)}",
+            )
+        )
+    if volumes.template_outdated and volumes.statefulset_uid:
+        # The claim template is immutable: delete the StatefulSet but orphan its pods and
+        # PVCs, then re-create it with the new template; it re-adopts them by selector. The
+        # uid precondition makes sure we never delete a StatefulSet we did not see.
+        effects.append(OrphanDelete(namespace, STATEFULSET_NAME, volumes.statefulset_uid))
+        effects.append(
+            Emit(
+                obs.raw,
+                "Normal",
+                "StatefulSetRecreated",
+                "ExpandVolumes",
+                f"Deleted StatefulSet {STATEFULSET_NAME} (pods and volumes orphaned, "
+                "not restarted) to re-create it with the larger claim template",
+            )
+        )
+        return Planned(tuple(effects), requeue_after=0.5)
+    return Planned(tuple(effects), requeue_after=5.0 if volumes.resizing else None)
+
+
+def provision_restate(obs: Observation, plan: Plan) -> Planned:
+    """Provision the Restate cluster once its first pod runs (before it can be ready)."""
+    if not plan.provisioning_due:
+        return Planned()
+    namespace = obs.cluster.name
+    target = node_address(
+        namespace,
+        obs.settings.cluster_dns,
+        pod=FIRST_POD,
+        template=obs.settings.node_address_template,
+    )
+    return Planned((Provision(namespace, FIRST_POD, target),))
+
+
+#: Every planner a state may name in ``states/restatecluster.yaml``.
+PLANNERS: Mapping[str, Planner] = {
+    "apply_children": apply_children,
+    "delete_stale_children": delete_stale_children,
+    "expand_volumes": expand_volumes,
+    "provision_restate": provision_restate,
+}

@@ -1,0 +1,158 @@
+"""What a reconcile asks the world to do, as plain data.
+
+A controller's ``decide`` returns these; ``restate_op.executor`` is the only code that carries
+them out, and reports what it found as an ``Outcome``. Each kind of effect has its fault
+points (``restate_op.faults``), so a crash test selects a point by the effect it precedes or
+follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from restate_op.outcomes import ReconcileError
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class Apply:
+    """Server-side apply of ``manifest`` with the operator's field manager.
+
+    ``refuse_foreign_of``: before applying, make sure no object of that name exists that the
+    owner with this uid does not control (``PermanentError`` ChildConflict if one does).
+    ``replace_if_immutable``: a 422 (an immutable field changed, as in a Job's pod template)
+    deletes the object instead; the next reconcile re-creates it.
+    """
+
+    manifest: Mapping[str, Any]
+    refuse_foreign_of: str | None = None
+    replace_if_immutable: bool = False
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest["kind"])
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["metadata"]["name"])
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete an object the operator no longer wants (background propagation)."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+
+
+@dataclass(frozen=True)
+class PatchClaimSize:
+    """Raise a PersistentVolumeClaim's storage request (never lowered, never deleted)."""
+
+    namespace: str
+    name: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class OrphanDelete:
+    """Delete a StatefulSet but keep its pods and claims, only if it still has ``uid``."""
+
+    namespace: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class Provision:
+    """Provision the Restate cluster through ``target`` once pod ``pod`` runs."""
+
+    namespace: str
+    pod: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Emit:
+    """A Kubernetes Event about ``regarding`` (the object as read from the API server)."""
+
+    regarding: Mapping[str, Any] = field(compare=False, repr=False)
+    type: EventType = "Normal"
+    reason: str = ""
+    action: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class WriteStatus:
+    """Server-side apply of an object's status subresource."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+    status: Mapping[str, Any]
+    #: The phase the status records (names the status-write fault points).
+    phase: str
+
+
+@dataclass(frozen=True)
+class Remember:
+    """Keep ``value`` in the operator's memory under ``key`` (a status held back)."""
+
+    key: tuple[str, str]
+    value: Any = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Forget:
+    """Drop what the memory holds under ``key``."""
+
+    key: tuple[str, str]
+
+
+Effect = (
+    Apply
+    | Delete
+    | PatchClaimSize
+    | OrphanDelete
+    | Provision
+    | Emit
+    | WriteStatus
+    | Remember
+    | Forget
+)
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    """Whether the Restate cluster is provisioned now, and what the node said."""
+
+    provisioned: bool
+    #: It was provisioned before this call (a second call, or by someone else).
+    already: bool
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What carrying out a decision's effects found; input to the controller's ``conclude``."""
+
+    #: The first failure; the effects after it were not carried out.
+    error: ReconcileError | None = None
+    #: The answer of a ``Provision``; None when none ran (or its pod was not running yet).
+    provision: ProvisionResult | None = None
+    #: A ``Provision`` found its pod not running yet (the pod's name).
+    waiting_for_pod: str | None = None
+    #: The executor wants the key back this soon (a replaced immutable object).
+    requeue_after: float | None = None
+
+    def requeue(self, seconds: float) -> None:
+        self.requeue_after = (
+            seconds if self.requeue_after is None else min(self.requeue_after, seconds)
+        )

@@ -1,0 +1,242 @@
+"""The executor: the only code that carries out effects against the API server.
+
+It runs a decision's effects in order and stops at the first that fails, turning the failure
+into one of the three kinds of ``restate_op.outcomes``; what later effects would have done is
+left for the next reconcile (everything is level-triggered). A task cancellation (say, the
+Lease is lost) propagates at once: no library sits between an ``await`` here and the worker,
+so no write follows a cancelled one.
+
+Every request goes through ``with_retries`` (bounded, honouring ``Retry-After``). Each effect
+kind has its fault points (``restate_op.faults``); their names are the ones the crash tests
+select.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from restate_op import FIELD_MANAGER
+from restate_op.effects import (
+    Apply,
+    Delete,
+    Effect,
+    Emit,
+    Forget,
+    OrphanDelete,
+    Outcome,
+    PatchClaimSize,
+    Provision,
+    ProvisionResult,
+    Remember,
+    WriteStatus,
+)
+from restate_op.faults import fault_point
+from restate_op.kube import resources
+from restate_op.kube.client import KubeClient
+from restate_op.kube.errors import KubeError, is_transient, with_retries
+from restate_op.kube.events import EventRecorder
+from restate_op.outcomes import (
+    PermanentError,
+    ReconcileError,
+    TemporaryError,
+    child_conflict,
+    internal_error,
+)
+from restate_op.provisioning import provision_cluster
+
+log = logging.getLogger(__name__)
+
+Provisioner = Callable[[str], Awaitable[ProvisionResult]]
+
+
+class Memory:
+    """What the operator keeps between reconciles in memory only (held statuses).
+
+    Nothing in it is needed to carry on after a restart: a controller that finds it empty
+    starts from the live objects, as a level-triggered reconcile does anyway.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], Any] = {}
+
+    def get(self, key: tuple[str, str]) -> Any:
+        return self._values.get(key)
+
+    def put(self, key: tuple[str, str], value: Any) -> None:
+        self._values[key] = value
+
+    def drop(self, key: tuple[str, str]) -> None:
+        self._values.pop(key, None)
+
+
+def classify(exc: BaseException) -> ReconcileError:
+    """The one translation of an exception raised while carrying out an effect."""
+    if isinstance(exc, ReconcileError):
+        return exc
+    if isinstance(exc, KubeError):
+        if is_transient(exc):
+            return TemporaryError(
+                f"Kubernetes API errors persisted after retries: {exc}; retrying",
+                retry_after=exc.retry_after,
+            )
+        return PermanentError(
+            f"The API server rejected a child object: {exc}; check the spec field it names"
+        )
+    return internal_error(exc)
+
+
+def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
+    """Whether ``obj`` has a controller owner reference to the object with ``uid``."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in refs)
+
+
+class Executor:
+    def __init__(
+        self,
+        client: KubeClient,
+        recorder: EventRecorder,
+        memory: Memory,
+        provision: Provisioner = provision_cluster,
+    ) -> None:
+        self.client = client
+        self.recorder = recorder
+        self.memory = memory
+        self._provision = provision
+
+    async def run(self, effects: Sequence[Effect]) -> Outcome:
+        """Carry out ``effects`` in order; stop at the first failure (see ``Outcome.error``)."""
+        outcome = Outcome()
+        for index, effect in enumerate(effects):
+            try:
+                await self._carry_out(effect, outcome)
+            except Exception as exc:
+                outcome.error = classify(exc)
+                if outcome.error.error_class.metric_label == "Internal":
+                    log.exception("operator bug while carrying out %s", type(effect).__name__)
+                return outcome
+            following = effects[index + 1] if index + 1 < len(effects) else None
+            if isinstance(effect, Apply) and not isinstance(following, Apply):
+                fault_point("after-apply-children")
+            if isinstance(effect, PatchClaimSize) and not isinstance(following, PatchClaimSize):
+                fault_point("after-patch-pvcs")
+        return outcome
+
+    async def _carry_out(self, effect: Effect, outcome: Outcome) -> None:
+        match effect:
+            case Apply():
+                await self._apply(effect, outcome)
+            case Delete():
+                fault_point(f"before-delete-{effect.kind}/{effect.name}")
+                await with_retries(
+                    self.client.delete,
+                    resources.kind_for(effect.api_version, effect.kind),
+                    effect.name,
+                    effect.namespace,
+                    propagation_policy="Background",
+                )
+                log.info("deleted stale %s/%s", effect.kind, effect.name)
+            case PatchClaimSize():
+                fault_point(f"before-patch-pvc-{effect.name}")
+                await with_retries(
+                    self.client.apply,
+                    {
+                        "apiVersion": "v1",
+                        "kind": "PersistentVolumeClaim",
+                        "metadata": {"name": effect.name, "namespace": effect.namespace},
+                        "spec": {"resources": {"requests": {"storage": str(effect.size_bytes)}}},
+                    },
+                    FIELD_MANAGER,
+                )
+            case OrphanDelete():
+                await with_retries(
+                    self.client.delete,
+                    resources.STATEFUL_SET,
+                    effect.name,
+                    effect.namespace,
+                    propagation_policy="Orphan",
+                    uid_precondition=effect.uid,
+                )
+                fault_point("after-orphan-delete")
+            case Provision():
+                await self._provision_cluster(effect, outcome)
+            case Emit():
+                await self.recorder.emit(
+                    dict(effect.regarding), effect.type, effect.reason, effect.action, effect.note
+                )
+            case WriteStatus():
+                fault_point(f"before-status-write-{effect.phase}")
+                meta: dict[str, Any] = {"name": effect.name}
+                if effect.namespace is not None:
+                    meta["namespace"] = effect.namespace
+                await with_retries(
+                    self.client.apply_status,
+                    {
+                        "apiVersion": effect.api_version,
+                        "kind": effect.kind,
+                        "metadata": meta,
+                        "status": dict(effect.status),
+                    },
+                    FIELD_MANAGER,
+                )
+                fault_point(f"after-status-write-{effect.phase}")
+            case Remember():
+                self.memory.put(effect.key, effect.value)
+            case Forget():
+                self.memory.drop(effect.key)
+
+    async def _apply(self, effect: Apply, outcome: Outcome) -> None:
+        manifest = effect.manifest
+        if effect.refuse_foreign_of is not None:
+            await self._refuse_foreign(manifest, effect.refuse_foreign_of)
+        fault_point(f"before-apply-{effect.kind}/{effect.name}")
+        try:
+            await with_retries(self.client.apply, manifest, FIELD_MANAGER)
+        except KubeError as exc:
+            if not (effect.replace_if_immutable and exc.status == 422):
+                raise
+            # An immutable field changed (a Job's pod template): delete it, and let the next
+            # reconcile create it anew.
+            await with_retries(
+                self.client.delete,
+                resources.kind_of(manifest),
+                effect.name,
+                manifest["metadata"].get("namespace"),
+                propagation_policy="Background",
+            )
+            outcome.requeue(1.0)
+            return
+        log.info("applied %s/%s", effect.kind, effect.name)
+
+    async def _refuse_foreign(self, manifest: Mapping[str, Any], owner_uid: str) -> None:
+        """Never take over an object of the same name that someone else made.
+
+        The caches hold only the operator's own children, so a child they lack may still
+        exist (say, in an adopted namespace): applying would silently rewrite it, and fields
+        its owner manages would keep the apply from ever converging.
+        """
+        meta = manifest["metadata"]
+        # A list by name, not a get: the operator's role has no get on cached kinds.
+        found, _ = await with_retries(
+            self.client.list,
+            resources.kind_of(manifest),
+            meta.get("namespace"),
+            field_selector=f"metadata.name={meta['name']}",
+        )
+        if not found or all(controlled_by(obj, owner_uid) for obj in found):
+            return
+        raise child_conflict(
+            f"{manifest['kind']} {meta['name']} already exists in namespace "
+            f"{meta.get('namespace')} and is not managed by this RestateCluster; the operator "
+            f"leaves it alone. Delete or rename it so that the operator can create its own."
+        )
+
+    async def _provision_cluster(self, effect: Provision, outcome: Outcome) -> None:
+        pod = await with_retries(self.client.get, resources.POD, effect.pod, effect.namespace)
+        if pod is None or pod.get("status", {}).get("phase") != "Running":
+            outcome.waiting_for_pod = effect.pod
+            return
+        fault_point("before-provision")
+        outcome.provision = await self._provision(effect.target)

@@ -1,0 +1,203 @@
+"""From a plan to a verdict: the phase a RestateCluster is in and the sentence that says why.
+
+Pure. ``RULES`` is ordered: the first rule with something to say wins, so the order is the
+priority of the messages (a spec the operator cannot build wins over everything; a healthy
+cluster is Ready only when nothing else applies). Each rule declares the (phase, reason)
+pairs it may return; ``restate_op.cluster_controller`` checks them against ``states/`` at
+load time, and ``judge`` refuses at run time a verdict its rule did not declare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from restate_op.api.lifecycle import Phase, Reason
+from restate_op.observe import Observation
+from restate_op.plan import Plan
+from restate_op.status import Verdict
+
+RuleFn = Callable[[Observation, Plan], Verdict | None]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    returns: tuple[tuple[Phase, Reason], ...]
+    check: RuleFn
+
+
+def missing_crd(obs: Observation, plan: Plan) -> Verdict | None:
+    # A prerequisite the cluster lacks, not a mistake in the spec: wait for it.
+    if plan.problems and all(p.reason == "MissingCRD" for p in plan.problems):
+        return Verdict("Pending", Reason.WAITING_FOR_CRD, plan.problems[0].message)
+    return None
+
+
+def spec_problems(obs: Observation, plan: Plan) -> Verdict | None:
+    if not plan.problems:
+        return None
+    first = next(p for p in plan.problems if p.reason != "MissingCRD")
+    more = f" (and {len(plan.problems) - 1} more problem(s))" if len(plan.problems) > 1 else ""
+    return Verdict("Degraded", first.reason, first.message + more)
+
+
+def name_conflict(obs: Observation, plan: Plan) -> Verdict | None:
+    if plan.namespace != "conflict":
+        return None
+    return Verdict(
+        "Degraded",
+        Reason.NAME_CONFLICT,
+        f"Namespace {obs.cluster.name} already exists and is not managed by this "
+        f"RestateCluster; choose another metadata.name, or annotate the Namespace with "
+        f"restate.dev/adopt=true to let this cluster use it",
+    )
+
+
+def volumes(obs: Observation, plan: Plan) -> Verdict | None:
+    v = plan.volumes
+    if v is None or not v.expansion_needed:
+        return None
+    if v.expandable is False:
+        return Verdict(
+            "Degraded",
+            Reason.VOLUME_EXPANSION_NOT_SUPPORTED,
+            f"spec.storage.storageRequestBytes asks for {v.requested_bytes} bytes but "
+            f"StorageClass {v.storage_class} does not allow volume expansion; set "
+            f"allowVolumeExpansion: true on it (volumes are left as they are)",
+        )
+    if v.to_patch or v.template_outdated:
+        return Verdict(
+            "Expanding",
+            Reason.VOLUME_EXPANSION,
+            f"Growing {len(v.to_patch) or 'the'} volume(s) to {v.requested_bytes} bytes",
+        )
+    waiting = ", ".join(
+        f"{name} ({'/'.join(kinds) or 'waiting for the resizer'})" for name, kinds in v.resizing
+    )
+    return Verdict(
+        "Expanding",
+        Reason.VOLUME_EXPANSION,
+        f"Waiting for volumes to reach {v.requested_bytes} bytes: {waiting}",
+    )
+
+
+def children(obs: Observation, plan: Plan) -> Verdict | None:
+    if not (plan.apply or plan.delete):
+        return None
+    kinds = sorted({m["kind"] for m in plan.apply} | {d.kind for d in plan.delete})
+    return Verdict("Provisioning", Reason.APPLYING_CHILDREN, f"Applying {', '.join(kinds)}")
+
+
+def identity(obs: Observation, plan: Plan) -> Verdict | None:
+    if plan.identity_synced is False:
+        return Verdict(
+            "Provisioning",
+            Reason.POD_IDENTITY_ASSOCIATION_NOT_SYNCED,
+            "Waiting for the AWS ACK controller to sync the PodIdentityAssociation",
+        )
+    if plan.canary == "failed":
+        return Verdict(
+            "Provisioning",
+            Reason.POD_IDENTITY_ASSOCIATION_CANARY_FAILED,
+            "The canary Job did not receive Pod Identity credentials; retrying "
+            "(the Pod Identity webhook may need to catch up)",
+        )
+    if plan.canary == "pending":
+        return Verdict(
+            "Provisioning",
+            Reason.POD_IDENTITY_ASSOCIATION_CANARY_PENDING,
+            "Waiting for the canary Job to prove Pod Identity credentials",
+        )
+    return None
+
+
+def rollout(obs: Observation, plan: Plan) -> Verdict | None:
+    r = plan.rollout
+    if r is None or r.complete:
+        return None
+    # Ready counts only: a message that changed with every updated pod would cost a status
+    # write each time and tell a human nothing kubectl get pods does not.
+    progress = f"{r.ready}/{r.desired} pods ready"
+    cluster = obs.cluster
+    was_serving = obs.phase in ("Ready", "Degraded")
+    unchanged = (
+        cluster.status is not None
+        and cluster.status.observed_generation == cluster.metadata.generation
+    )
+    if was_serving and unchanged and r.settled:
+        return Verdict(
+            "Degraded",
+            Reason.PODS_NOT_READY,
+            f"Pods stopped being ready: {progress}; check the pods of namespace {cluster.name}",
+        )
+    return Verdict("Provisioning", Reason.ROLLING_OUT, f"Waiting for pods: {progress}")
+
+
+def provisioning(obs: Observation, plan: Plan) -> Verdict | None:
+    if not plan.provisioning_due:
+        return None
+    return Verdict("Provisioning", Reason.PROVISIONING_CLUSTER, "Provisioning the Restate cluster")
+
+
+def ready(obs: Observation, plan: Plan) -> Verdict:
+    replicas = plan.rollout.desired if plan.rollout else obs.cluster.spec.compute.desired_replicas
+    if replicas == 0:
+        return Verdict("Ready", Reason.HIBERNATED, "Hibernated: spec.compute.replicas is 0")
+    return Verdict("Ready", Reason.READY, f"Restate cluster ready: {replicas}/{replicas} pods")
+
+
+#: The rules in priority order; the last always answers.
+RULES: tuple[Rule, ...] = (
+    Rule("missing_crd", (("Pending", Reason.WAITING_FOR_CRD),), missing_crd),
+    Rule(
+        "spec_problems",
+        (("Degraded", Reason.INVALID_CONFIG), ("Degraded", Reason.STORAGE_CLASS_NOT_FOUND)),
+        spec_problems,
+    ),
+    Rule("name_conflict", (("Degraded", Reason.NAME_CONFLICT),), name_conflict),
+    Rule(
+        "volumes",
+        (
+            ("Degraded", Reason.VOLUME_EXPANSION_NOT_SUPPORTED),
+            ("Expanding", Reason.VOLUME_EXPANSION),
+        ),
+        volumes,
+    ),
+    Rule("children", (("Provisioning", Reason.APPLYING_CHILDREN),), children),
+    Rule(
+        "identity",
+        (
+            ("Provisioning", Reason.POD_IDENTITY_ASSOCIATION_NOT_SYNCED),
+            ("Provisioning", Reason.POD_IDENTITY_ASSOCIATION_CANARY_FAILED),
+            ("Provisioning", Reason.POD_IDENTITY_ASSOCIATION_CANARY_PENDING),
+        ),
+        identity,
+    ),
+    Rule(
+        "rollout",
+        (("Degraded", Reason.PODS_NOT_READY), ("Provisioning", Reason.ROLLING_OUT)),
+        rollout,
+    ),
+    Rule("provisioning", (("Provisioning", Reason.PROVISIONING_CLUSTER),), provisioning),
+    Rule("ready", (("Ready", Reason.READY), ("Ready", Reason.HIBERNATED)), ready),
+)
+
+
+class UndeclaredVerdict(RuntimeError):
+    """A rule returned a (phase, reason) it does not declare: a bug in the rule."""
+
+
+def judge(obs: Observation, plan: Plan) -> Verdict:
+    """The verdict of the first rule that has one (``ready`` always does)."""
+    for rule in RULES:
+        verdict = rule.check(obs, plan)
+        if verdict is None:
+            continue
+        if (verdict.phase, verdict.reason) not in rule.returns:
+            raise UndeclaredVerdict(
+                f"rule {rule.name} returned {verdict.phase}/{verdict.reason}, "
+                f"which it does not declare"
+            )
+        return verdict
+    raise UndeclaredVerdict("no rule gave a verdict")  # pragma: no cover - ready always does
