@@ -737,7 +737,6 @@ CASES: list[Case] = [
     *_own("secrets-store.csi.x-k8s.io", "secretproviderclasses", SPC_NEW, SPC_GONE),
     *_own("vpcresources.k8s.aws", "securitygrouppolicies", SGP_NEW, SGP_GONE),
     Case("", "persistentvolumeclaims", "patch", GROW),
-    Case("", "pods", "get", PROVISION),
     Case("restate.dev", "restateclusters/status", "patch", FRESH, _no_status),
     Case("restate.dev", "restateclusters/finalizers", "update", FRESH),
     Case("events.k8s.io", "events", "create", FRESH, _events_dropped),

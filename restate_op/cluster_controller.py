@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 #: The operator's own children carry this label; PVCs (made by the StatefulSet) carry the name.
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 PVC_SELECTOR = f"{NAME_LABEL}={APP_NAME}"
+POD_SELECTOR = PVC_SELECTOR
 
 CHILD_KINDS: tuple[Kind, ...] = (
     resources.SERVICE_ACCOUNT,
@@ -90,6 +91,9 @@ class RestateClusterController:
             *children,
             *optional,
             Watch(resources.PERSISTENT_VOLUME_CLAIM, PVC_SELECTOR, self._by_namespace),
+            # Pods say why they cannot run (image, crash loop, OOM, scheduling), and when
+            # restate-0 runs, so that provisioning can start.
+            Watch(resources.POD, POD_SELECTOR, self._by_namespace),
             # A class created or made expandable may unblock any cluster waiting for it.
             Watch(resources.STORAGE_CLASS, None, self._every_cluster),
         )
@@ -153,6 +157,7 @@ class RestateClusterController:
                 sc["metadata"]["name"]: sc for sc in self.caches.list(resources.STORAGE_CLASS)
             },
             settings=self.settings,
+            pods=tuple(self.caches.list(resources.POD, key, POD_SELECTOR)),
             capabilities=self.capabilities(),
             held_since=held_since,
         )

@@ -17,6 +17,7 @@ from restate_op.effects import Apply, Delete, Effect, Emit, OrphanDelete, PatchC
 from restate_op.node_address import node_address
 from restate_op.observe import Observation
 from restate_op.plan import Plan
+from restate_op.pod_health import pod_running
 
 FIRST_POD = f"{STATEFULSET_NAME}-0"
 
@@ -26,6 +27,8 @@ class Planned:
     effects: tuple[Effect, ...] = ()
     #: Look again this soon (the effects start something that finishes on its own).
     requeue_after: float | None = None
+    #: What the state is waiting for, appended to the status message.
+    notes: tuple[str, ...] = ()
 
 
 Planner = Callable[[Observation, Plan], Planned]
@@ -106,6 +109,10 @@ def provision_restate(obs: Observation, plan: Plan) -> Planned:
     """Provision the Restate cluster once its first pod runs (before it can be ready)."""
     if not plan.provisioning_due:
         return Planned()
+    if not pod_running(obs.pods, FIRST_POD):
+        # Its pod's events bring the cluster back; the requeue is a safety net.
+        note = f"Waiting for pod {FIRST_POD} to run before provisioning"
+        return Planned(requeue_after=5.0, notes=(note,))
     namespace = obs.cluster.name
     target = node_address(
         namespace,
@@ -113,7 +120,7 @@ def provision_restate(obs: Observation, plan: Plan) -> Planned:
         pod=FIRST_POD,
         template=obs.settings.node_address_template,
     )
-    return Planned((Provision(namespace, FIRST_POD, target),))
+    return Planned((Provision(namespace, target),))
 
 
 #: Every planner a state may name in ``states/restatecluster.yaml``.

@@ -29,6 +29,7 @@ from restate_op.machine import load_machine
 from restate_op.observe import Observation, Unreadable
 from restate_op.outcomes import ReconcileError, internal_error
 from restate_op.plan import Plan, make_plan
+from restate_op.pod_health import recheck_after
 from restate_op.status import Figures, Verdict, build_status, status_changed
 from restate_op.unreadable import (
     INVALID_SPEC,
@@ -67,6 +68,8 @@ class ClusterDecision(Decision):
     """A RestateCluster's decision, with the plan ``conclude`` reports figures from."""
 
     plan: Plan | None = None
+    #: What the state's effects wait for, said in the status message.
+    notes: tuple[str, ...] = ()
     #: Deciding itself failed (a bug): reported and counted as such.
     error: ReconcileError | None = None
 
@@ -92,14 +95,17 @@ def decide(obs: ClusterObservation, now: float) -> ClusterDecision:
     current = recorded_phase(obs)
     try:
         plan = make_plan(obs)
-        verdict = judge(obs, plan)
+        verdict = judge(obs, plan, now)
         path = MACHINE.path(current, verdict.phase)
         phase = path[0].dest if path else current
         effects: list[Effect] = []
-        requeue: float | None = None
+        notes: list[str] = []
+        # A pod the scheduler cannot place is reported after a grace: look again then.
+        requeue = recheck_after(obs.pods, now)
         for name in MACHINE.state(phase).effects:
             planned = PLANNERS[name](obs, plan)
             effects.extend(planned.effects)
+            notes.extend(planned.notes)
             requeue = sooner(requeue, planned.requeue_after)
     except Exception as exc:
         log.exception("operator bug while deciding")
@@ -119,6 +125,7 @@ def decide(obs: ClusterObservation, now: float) -> ClusterDecision:
         effects=tuple(effects),
         requeue_after=requeue,
         plan=plan,
+        notes=tuple(notes),
     )
 
 
@@ -134,11 +141,8 @@ def conclude(
     transition = decision.path[0] if decision.path else None
     requeue = sooner(decision.requeue_after, outcome.requeue_after)
     before: list[Effect] = []
-    notes: list[str] = []
+    notes = list(decision.notes)
     provisioned = obs.recorded_status.provisioned if obs.recorded_status else None
-    if outcome.waiting_for_pod is not None:
-        notes.append(f"Waiting for pod {outcome.waiting_for_pod} to run before provisioning")
-        requeue = sooner(requeue, 5.0)
     if outcome.provision is not None:
         result = outcome.provision
         if result.provisioned:

@@ -70,10 +70,9 @@ class OrphanDelete:
 
 @dataclass(frozen=True)
 class Provision:
-    """Provision the Restate cluster through ``target`` once pod ``pod`` runs."""
+    """Provision the Restate cluster through ``target`` (the node port of a running pod)."""
 
     namespace: str
-    pod: str
     target: str
 
 
@@ -145,10 +144,8 @@ class Outcome:
 
     #: The first failure; the effects after it were not carried out.
     error: ReconcileError | None = None
-    #: The answer of a ``Provision``; None when none ran (or its pod was not running yet).
+    #: The answer of a ``Provision``; None when none ran.
     provision: ProvisionResult | None = None
-    #: A ``Provision`` found its pod not running yet (the pod's name).
-    waiting_for_pod: str | None = None
     #: The executor wants the key back this soon (a replaced immutable object).
     requeue_after: float | None = None
 

@@ -234,9 +234,5 @@ class Executor:
         )
 
     async def _provision_cluster(self, effect: Provision, outcome: Outcome) -> None:
-        pod = await with_retries(self.client.get, resources.POD, effect.pod, effect.namespace)
-        if pod is None or pod.get("status", {}).get("phase") != "Running":
-            outcome.waiting_for_pod = effect.pod
-            return
         fault_point("before-provision")
         outcome.provision = await self._provision(effect.target)

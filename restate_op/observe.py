@@ -41,6 +41,8 @@ class Observation:
     pvcs: tuple[Mapping[str, Any], ...]
     storage_classes: Mapping[str, Mapping[str, Any]]
     settings: OperatorSettings
+    #: The cluster's Restate pods (made by the StatefulSet), as the kubelet reports them.
+    pods: tuple[Mapping[str, Any], ...] = ()
     capabilities: Capabilities = field(default_factory=Capabilities)
     #: When the status held back in memory (``cluster.status``) became due; None if none.
     held_since: float | None = None

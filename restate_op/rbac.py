@@ -86,7 +86,11 @@ PERMISSIONS: tuple[Permission, ...] = (
         "StatefulSet creates them and they outlive it: never create or delete.",
     ),
     Permission(
-        "", "pods", ("get",), "Reads pod restate-0 to provision the Restate cluster once it runs."
+        "",
+        "pods",
+        READ,
+        "Watched: provisioning starts once pod restate-0 runs, and a pod that cannot run "
+        "(image, crash loop, OOM, scheduling) is reported in the cluster's status.",
     ),
     Permission("", "serviceaccounts", OWN, "The ServiceAccount restate pods run as."),
     Permission("", "services", OWN, "The restate and restate-cluster Services."),

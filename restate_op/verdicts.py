@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from restate_op.api.lifecycle import Phase, Reason
 from restate_op.observe import Observation
 from restate_op.plan import Plan
+from restate_op.pod_health import pod_problems
 from restate_op.status import Verdict
 
-RuleFn = Callable[[Observation, Plan], Verdict | None]
+RuleFn = Callable[[Observation, Plan, float], Verdict | None]
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,14 @@ class Rule:
     check: RuleFn
 
 
-def missing_crd(obs: Observation, plan: Plan) -> Verdict | None:
+def missing_crd(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     # A prerequisite the cluster lacks, not a mistake in the spec: wait for it.
     if plan.problems and all(p.reason == "MissingCRD" for p in plan.problems):
         return Verdict("Pending", Reason.WAITING_FOR_CRD, plan.problems[0].message)
     return None
 
 
-def spec_problems(obs: Observation, plan: Plan) -> Verdict | None:
+def spec_problems(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     if not plan.problems:
         return None
     first = next(p for p in plan.problems if p.reason != "MissingCRD")
@@ -42,7 +43,7 @@ def spec_problems(obs: Observation, plan: Plan) -> Verdict | None:
     return Verdict("Degraded", first.reason, first.message + more)
 
 
-def name_conflict(obs: Observation, plan: Plan) -> Verdict | None:
+def name_conflict(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     if plan.namespace != "conflict":
         return None
     return Verdict(
@@ -54,7 +55,7 @@ def name_conflict(obs: Observation, plan: Plan) -> Verdict | None:
     )
 
 
-def volumes(obs: Observation, plan: Plan) -> Verdict | None:
+def volumes(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     v = plan.volumes
     if v is None or not v.expansion_needed:
         return None
@@ -82,14 +83,14 @@ def volumes(obs: Observation, plan: Plan) -> Verdict | None:
     )
 
 
-def children(obs: Observation, plan: Plan) -> Verdict | None:
+def children(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     if not (plan.apply or plan.delete):
         return None
     kinds = sorted({m["kind"] for m in plan.apply} | {d.kind for d in plan.delete})
     return Verdict("Provisioning", Reason.APPLYING_CHILDREN, f"Applying {', '.join(kinds)}")
 
 
-def identity(obs: Observation, plan: Plan) -> Verdict | None:
+def identity(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     if plan.identity_synced is False:
         return Verdict(
             "Provisioning",
@@ -112,7 +113,17 @@ def identity(obs: Observation, plan: Plan) -> Verdict | None:
     return None
 
 
-def rollout(obs: Observation, plan: Plan) -> Verdict | None:
+def pods(obs: Observation, plan: Plan, now: float) -> Verdict | None:
+    """A pod that cannot run says why; the first such pod is named, the count of others too."""
+    problems = pod_problems(obs.pods, now)
+    if not problems:
+        return None
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more pod(s))" if len(problems) > 1 else ""
+    return Verdict("Degraded", first.reason, first.message + more)
+
+
+def rollout(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     r = plan.rollout
     if r is None or r.complete:
         return None
@@ -134,13 +145,13 @@ def rollout(obs: Observation, plan: Plan) -> Verdict | None:
     return Verdict("Provisioning", Reason.ROLLING_OUT, f"Waiting for pods: {progress}")
 
 
-def provisioning(obs: Observation, plan: Plan) -> Verdict | None:
+def provisioning(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     if not plan.provisioning_due:
         return None
     return Verdict("Provisioning", Reason.PROVISIONING_CLUSTER, "Provisioning the Restate cluster")
 
 
-def ready(obs: Observation, plan: Plan) -> Verdict:
+def ready(obs: Observation, plan: Plan, now: float) -> Verdict:
     replicas = plan.rollout.desired if plan.rollout else obs.cluster.spec.compute.desired_replicas
     if replicas == 0:
         return Verdict("Ready", Reason.HIBERNATED, "Hibernated: spec.compute.replicas is 0")
@@ -175,6 +186,16 @@ RULES: tuple[Rule, ...] = (
         identity,
     ),
     Rule(
+        "pods",
+        (
+            ("Degraded", Reason.POD_IMAGE_UNAVAILABLE),
+            ("Degraded", Reason.POD_CRASH_LOOPING),
+            ("Degraded", Reason.POD_OOM_KILLED),
+            ("Degraded", Reason.POD_UNSCHEDULABLE),
+        ),
+        pods,
+    ),
+    Rule(
         "rollout",
         (("Degraded", Reason.PODS_NOT_READY), ("Provisioning", Reason.ROLLING_OUT)),
         rollout,
@@ -188,10 +209,10 @@ class UndeclaredVerdict(RuntimeError):
     """A rule returned a (phase, reason) it does not declare: a bug in the rule."""
 
 
-def judge(obs: Observation, plan: Plan) -> Verdict:
+def judge(obs: Observation, plan: Plan, now: float) -> Verdict:
     """The verdict of the first rule that has one (``ready`` always does)."""
     for rule in RULES:
-        verdict = rule.check(obs, plan)
+        verdict = rule.check(obs, plan, now)
         if verdict is None:
             continue
         if (verdict.phase, verdict.reason) not in rule.returns:

@@ -207,22 +207,14 @@ async def test_an_immutable_job_is_replaced() -> None:
     ]
 
 
-async def test_provision_waits_for_a_running_pod() -> None:
-    phase = {"value": "Pending"}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return json_response(200, {"kind": "Pod", "status": {"phase": phase["value"]}})
-
+async def test_provision_calls_the_node_and_reports_its_answer() -> None:
     provisions = Provisions(ProvisionResult(True, False, "Provisioned the Restate cluster"))
-    ex, _, _ = executor(handler, provisions)
-    effect = Provision("rc", "restate-0", "restate-0.restate-cluster.rc.svc.cluster.local:5122")
-    waiting = await ex.run([effect])
-    assert waiting.waiting_for_pod == "restate-0" and waiting.provision is None
-    assert provisions.targets == []
-    phase["value"] = "Running"
+    ex, rec, _ = executor(ok, provisions)
+    effect = Provision("rc", "restate-0.restate-cluster.rc.svc.cluster.local:5122")
     done = await ex.run([effect])
     assert done.provision == provisions.result
     assert provisions.targets == [effect.target]
+    assert rec.requests == [], "the pod is read from the cache, not the API"
 
 
 async def test_emit_sends_an_event() -> None:

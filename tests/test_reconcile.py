@@ -213,17 +213,24 @@ def test_expansion_looks_again_while_volumes_resize() -> None:
 # -- provisioning a multi-node cluster ------------------------------------------------------
 
 
-def test_multi_node_cluster_provisions_through_the_first_pod() -> None:
-    obs = converged(cluster("Provisioning", replicas=3))
+def running(*names: str) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        {"metadata": {"name": n, "namespace": "rc"}, "status": {"phase": "Running"}} for n in names
+    )
+
+
+def test_multi_node_cluster_provisions_through_the_first_pod_once_it_runs() -> None:
+    obs = replace(converged(cluster("Provisioning", replicas=3)), pods=running("restate-0"))
     decision, _ = run(obs)
     [provision] = [e for e in decision.effects if isinstance(e, Provision)]
-    assert provision.pod == "restate-0"
     assert provision.target == "restate-0.restate-cluster.rc.svc.cluster.local:5122"
 
 
 def test_waiting_for_the_first_pod_is_said_in_the_status() -> None:
     obs = no_coalescing(converged(cluster("Provisioning", replicas=3)))
-    _, conclusion = run(obs, Outcome(waiting_for_pod="restate-0"))
+    obs = replace(obs, pods=running("restate-1"))
+    decision, conclusion = run(obs)
+    assert not any(isinstance(e, Provision) for e in decision.effects)
     [write] = writes(conclusion)
     assert "Waiting for pod restate-0 to run before provisioning" in write.status["message"]
     assert conclusion.requeue_after == 5.0
@@ -251,7 +258,9 @@ def test_a_failed_provisioning_is_a_warning_and_retried() -> None:
 
 def test_a_bad_node_address_template_is_an_operator_bug_not_an_outage() -> None:
     settings = OperatorSettings(node_address_template="{pod}.{nope}:5122")
-    obs = replace(converged(cluster("Provisioning", replicas=3)), settings=settings)
+    obs = replace(
+        converged(cluster("Provisioning", replicas=3)), settings=settings, pods=running("restate-0")
+    )
     decision, conclusion = run(obs)
     assert decision.effects == ()
     [write] = writes(conclusion)

@@ -18,6 +18,7 @@ from restate_op.status import Figures, Verdict, build_status, status_changed
 from restate_op.verdicts import judge
 
 UID = "0b5c1e2a-0000-4000-8000-000000000001"
+NOW = 1_800_000_000.0
 SETTINGS = OperatorSettings()
 EXPANDABLE = {
     "metadata": {
@@ -145,7 +146,7 @@ def reachable(current: str, target: str) -> str:
 
 
 def verdict(obs: Observation) -> Verdict:
-    return judge(obs, make_plan(obs))
+    return judge(obs, make_plan(obs), NOW)
 
 
 def test_new_cluster_is_provisioned() -> None:
@@ -226,7 +227,7 @@ def test_larger_request_is_expanding_and_plans_pvc_patches() -> None:
     assert not statefulset or statefulset[0]["spec"]["volumeClaimTemplates"][0]["spec"][
         "resources"
     ]["requests"]["storage"] == str(2 * 2**30), "template kept until re-created"
-    result = judge(obs, plan)
+    result = judge(obs, plan, NOW)
     assert result.phase == "Expanding" and result.reason == "VolumeExpansion"
 
 
@@ -288,7 +289,7 @@ def test_multi_node_cluster_waits_for_provisioning() -> None:
     obs = converged(cluster("Provisioning", replicas=3))
     plan = make_plan(obs)
     assert plan.provisioning_due
-    assert judge(obs, plan).reason == "ProvisioningCluster"
+    assert judge(obs, plan, NOW).reason == "ProvisioningCluster"
     done = converged(cluster("Provisioning", replicas=3, provisioned=True))
     assert verdict(done).phase == "Ready"
 
@@ -352,7 +353,7 @@ def test_terminating_statefulset_is_neither_patched_nor_deleted_again() -> None:
     plan = make_plan(obs)
     assert "StatefulSet" not in {m["kind"] for m in plan.apply}
     assert plan.volumes is not None and plan.volumes.statefulset_uid is None
-    assert judge(obs, plan).phase == "Expanding"
+    assert judge(obs, plan, NOW).phase == "Expanding"
 
 
 def test_csi_signing_key_without_the_driver_waits_in_pending() -> None:

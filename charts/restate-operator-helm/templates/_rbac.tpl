@@ -14,10 +14,11 @@
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["list", "watch", "patch"]
-# Reads pod restate-0 to provision the Restate cluster once it runs.
+# Watched: provisioning starts once pod restate-0 runs, and a pod that cannot run (image, crash
+# loop, OOM, scheduling) is reported in the cluster's status.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get"]
+  verbs: ["list", "watch"]
 # The ServiceAccount restate pods run as.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
