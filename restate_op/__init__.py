@@ -1,5 +1,8 @@
 """restate-op: a Kubernetes operator that creates and runs Restate clusters."""
 
+#: The release version. pyproject.toml's ``[project] version`` is the one source; this copy is
+#: there because the image runs the source tree, not an installed package (no metadata), and
+#: tests/test_release.py fails when it, the chart or the CHANGELOG disagree with pyproject.
 __version__ = "0.1.0"
 
 GROUP = "restate.dev"

@@ -10,6 +10,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from restate_op import __version__
 from restate_op.generate import stale_artefacts, write_artefacts
 from restate_op.kube.client import KubeClient
 from restate_op.logs import setup_logging
@@ -122,6 +123,7 @@ async def run_operator(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="restate-op", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"restate-op {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the operator")
     add_run_flags(run)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from restate_op import __version__
+
 
 @dataclass(frozen=True)
 class OperatorMetrics:
@@ -48,6 +50,14 @@ class OperatorMetrics:
             "restate_operator_crd_missing", "1 while a CRD the operator needs is missing", ["crd"]
         )
     )
+    build_info: Gauge = field(
+        default_factory=lambda: Gauge(
+            "restate_operator_build_info", "Always 1; the operator's version", ["version"]
+        )
+    )
+
+    def __post_init__(self) -> None:
+        self.build_info.labels(version=__version__).set(1)
 
 
 METRICS = OperatorMetrics()
