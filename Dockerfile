@@ -2,7 +2,7 @@
 # The restate-op operator image: `python -m restate_op run` as user 1000:3000, on a read-only
 # root filesystem (the chart's securityContext), serving HTTP on 8080.
 #
-#   docker build -t ghcr.io/restatedev/restate-operator-py:0.1.0 .
+#   docker build -t ghcr.io/restate-op/restate-op:0.1.0 .   (or podman build)
 #
 # Layout: dependencies in a venv (/opt/venv); the operator's source in /app, on PYTHONPATH,
 # because restate_op/machine.py loads the state machine from ../states/restatecluster.yaml.

@@ -129,9 +129,18 @@ build_helm() {
     "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 }
 
+build_actionlint() {  # lints .github/workflows (scripts/test); not built by default
+  build_go_install actionlint "$ACTIONLINT_VERSION" actionlint \
+    github.com/rhysd/actionlint/cmd/actionlint \
+    "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION"
+}
+
 which=${*:-etcd kubernetes kwok helm}
 for c in $which; do "build_$c"; done
 
 for d in "kubernetes-$KUBERNETES_VERSION" "etcd-$ETCD_VERSION" "kwok-$KWOK_VERSION" "helm-$HELM_VERSION"; do
   [ -d "$cache/bin/$d" ] && echo "$cache/bin/$d"
 done
+if [ -d "$cache/bin/actionlint-$ACTIONLINT_VERSION" ]; then
+  echo "$cache/bin/actionlint-$ACTIONLINT_VERSION"
+fi

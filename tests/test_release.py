@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -14,6 +16,7 @@ from prometheus_client import REGISTRY
 from restate_op import __version__
 from restate_op.__main__ import main
 from restate_op.metrics import METRICS
+from restate_op.settings import OperatorSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "restate-operator-helm"
@@ -71,3 +74,91 @@ def test_build_info_gauge() -> None:
     assert METRICS.build_info is not None
     value = REGISTRY.get_sample_value("restate_operator_build_info", {"version": __version__})
     assert value == 1
+
+
+# -- one image name and port: workflow, chart values, Dockerfile, README ----------------------
+
+WORKFLOW = ROOT / ".github" / "workflows" / "release.yml"
+#: The one default: the release workflow's name for the project's own organisation.
+DEFAULT_IMAGE = "ghcr.io/restate-op/restate-op"
+DEFAULT_CHARTS = "oci://ghcr.io/restate-op/charts"
+
+
+def workflow_names(tmp_path: Path, owner: str, **variables: str) -> dict[str, str]:
+    """Run the workflow's ``names`` step as GitHub would, and read what it outputs."""
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["release"]["steps"]
+    (step,) = [s for s in steps if s.get("id") == "names"]
+    output = tmp_path / "github_output"
+    output.write_text("")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GITHUB_REF_NAME": f"v{pyproject_version()}",
+        "GITHUB_OUTPUT": str(output),
+        "OWNER": owner,
+        "IMAGE_REPOSITORY": variables.get("IMAGE_REPOSITORY", ""),
+        "CHART_REPOSITORY": variables.get("CHART_REPOSITORY", ""),
+    }
+    subprocess.run(["bash", "-c", step["run"]], cwd=ROOT, env=env, check=True)
+    return dict(line.split("=", 1) for line in output.read_text().splitlines())
+
+
+def test_workflow_default_names_are_the_charts(tmp_path: Path) -> None:
+    names = workflow_names(tmp_path, owner="Restate-Op")
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert names["image"] == values["image"]["repository"] == DEFAULT_IMAGE
+    assert names["image_registry"] == "ghcr.io"
+    assert names["charts"] == DEFAULT_CHARTS
+    assert names["charts_registry"] == "ghcr.io"
+    assert names["version"] == pyproject_version()
+
+
+def test_workflow_names_from_variables_and_fork_owner(tmp_path: Path) -> None:
+    fork = workflow_names(tmp_path, owner="someone")
+    assert fork["image"] == "ghcr.io/someone/restate-op"
+    custom = workflow_names(
+        tmp_path,
+        owner="someone",
+        IMAGE_REPOSITORY="registry.example.com:5000/platform/restate-op",
+        CHART_REPOSITORY="oci://registry.example.com:5000/charts",
+    )
+    assert custom["image"] == "registry.example.com:5000/platform/restate-op"
+    assert custom["image_registry"] == "registry.example.com:5000"
+    assert custom["charts_registry"] == "registry.example.com:5000"
+
+
+def test_workflow_refuses_a_tag_that_is_not_the_version(tmp_path: Path) -> None:
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["release"]["steps"]
+    (step,) = [s for s in steps if s.get("id") == "names"]
+    proc = subprocess.run(
+        ["bash", "-c", step["run"]],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "GITHUB_REF_NAME": "v99.0.0", "OWNER": "x"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "does not match pyproject.toml" in proc.stdout
+
+
+def test_workflow_builds_both_platforms_and_pins_the_tested_helm() -> None:
+    workflow = WORKFLOW.read_text()
+    steps = yaml.safe_load(workflow)["jobs"]["release"]["steps"]
+    (build,) = [s for s in steps if str(s.get("uses", "")).startswith("docker/build-push")]
+    assert build["with"]["platforms"] == "linux/amd64,linux/arm64"
+    assert build["with"]["push"] is True
+    assert build["with"]["context"] == "."
+    (helm,) = [s for s in steps if str(s.get("uses", "")).startswith("azure/setup-helm")]
+    pins = (ROOT / "e2e" / "versions.env").read_text()
+    assert f"HELM_VERSION={helm['with']['version']}\n" in pins
+    assert "--include-crds" in workflow
+    assert "restatedev" not in workflow
+
+
+def test_dockerfile_and_chart_use_the_default_name_and_port() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"docker build -t {DEFAULT_IMAGE}:{pyproject_version()} ." in dockerfile
+    assert re.search(r"^EXPOSE 8080$", dockerfile, re.MULTILINE)
+    deployment = (CHART / "templates" / "deployment.yaml").read_text()
+    assert re.search(r"- name: http\n\s+containerPort: 8080\n", deployment)
+    assert OperatorSettings().http_port == 8080

@@ -382,9 +382,9 @@ def test_restricted_security_context_and_probes() -> None:
 def test_image_tag_is_version_or_app_version() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     default = operator_container(render())["image"]
-    assert default == f"ghcr.io/restatedev/restate-operator-py:{chart['appVersion']}"
+    assert default == f"ghcr.io/restate-op/restate-op:{chart['appVersion']}"
     pinned = operator_container(render("--set-string", "version=9.9.9"))["image"]
-    assert pinned == "ghcr.io/restatedev/restate-operator-py:9.9.9"
+    assert pinned == "ghcr.io/restate-op/restate-op:9.9.9"
 
 
 # -- the image (Dockerfile) agrees with the chart --------------------------------------
