@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 PVC_SELECTOR = f"{NAME_LABEL}={APP_NAME}"
 POD_SELECTOR = PVC_SELECTOR
+#: What the upstream Rust operator left: its children carry the name label but not ours.
+#: Watched only for the kinds restate-op may not want under the same name (plan.py prunes
+#: the ones it recognises as upstream's); same-named children are taken over by the apply.
+UPSTREAM_SELECTOR = f"{NAME_LABEL}={APP_NAME},!{MANAGED_BY_LABEL}"
+UPSTREAM_LEFTOVER_KINDS: tuple[Kind, ...] = (
+    resources.CONFIG_MAP,
+    resources.POD_DISRUPTION_BUDGET,
+    resources.NETWORK_POLICY,
+)
 
 CHILD_KINDS: tuple[Kind, ...] = (
     resources.SERVICE_ACCOUNT,
@@ -81,6 +90,9 @@ class RestateClusterController:
 
     def watches(self) -> Sequence[Watch]:
         children = [Watch(kind, MANAGED_SELECTOR, self._by_namespace) for kind in CHILD_KINDS]
+        upstream = [
+            Watch(kind, UPSTREAM_SELECTOR, self._by_namespace) for kind in UPSTREAM_LEFTOVER_KINDS
+        ]
         optional = [
             Watch(kind, MANAGED_SELECTOR, self._by_namespace, enabled=enabled)
             for kind, enabled in OPTIONAL_CHILD_KINDS
@@ -90,6 +102,7 @@ class RestateClusterController:
             Watch(resources.NAMESPACE, None, self._by_name),
             *children,
             *optional,
+            *upstream,
             Watch(resources.PERSISTENT_VOLUME_CLAIM, PVC_SELECTOR, self._by_namespace),
             # Pods say why they cannot run (image, crash loop, OOM, scheduling), and when
             # restate-0 runs, so that provisioning can start.
@@ -160,6 +173,11 @@ class RestateClusterController:
             pods=tuple(self.caches.list(resources.POD, key, POD_SELECTOR)),
             capabilities=self.capabilities(),
             held_since=held_since,
+            foreign=tuple(
+                obj
+                for kind in UPSTREAM_LEFTOVER_KINDS
+                for obj in self.caches.list(kind, key, UPSTREAM_SELECTOR)
+            ),
         )
 
     def _children(self, namespace: str) -> dict[ChildKey, Mapping[str, Any]]:

@@ -46,6 +46,9 @@ class Observation:
     capabilities: Capabilities = field(default_factory=Capabilities)
     #: When the status held back in memory (``cluster.status``) became due; None if none.
     held_since: float | None = None
+    #: Objects in the namespace with the cluster's name label but not the operator's: what
+    #: the upstream Rust operator left (or a user's); plan.py prunes only upstream's own.
+    foreign: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def recorded_status(self) -> RestateClusterStatus | None:

@@ -6,13 +6,22 @@ a phase and ``actions`` carries it out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from restate_op import GROUP, KIND
 from restate_op.children import aws, network_policies, restate_config
 from restate_op.children.config_map import desired_config_map
-from restate_op.children.constants import PIA_CANARY_JOB_NAME, PIA_NAME
+from restate_op.children.constants import (
+    CONFIG_MAP_PREFIX,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    PDB_NAME,
+    PIA_CANARY_JOB_NAME,
+    PIA_NAME,
+)
 from restate_op.children.kube_values import check_kube_values, check_storage_class
 from restate_op.children.metadata import selector_labels
 from restate_op.children.namespace import desired_namespace, namespace_ownership
@@ -236,6 +245,17 @@ def _stale(
         for (kind, child), obj in sorted(obs.children.items())
         if kind in PRUNABLE_KINDS and (kind, child) not in desired and _prunable(kind, child)
     )
+    # What the upstream operator left that restate-op does not want (docs/migrating.md).
+    stale += tuple(
+        ChildRef(str(obj.get("apiVersion", "")), obj["kind"], name, child, meta.get("uid"))
+        for obj in sorted(obs.foreign, key=lambda o: (o["kind"], o["metadata"]["name"]))
+        for meta in [obj.get("metadata") or {}]
+        for child in [str(meta.get("name", ""))]
+        if (obj["kind"], child) not in desired
+        and (obj["kind"], child) not in obs.children
+        and not _ours(obj)
+        and _upstream_leftover(obs, obj["kind"], child, obj)
+    )
     if canary == "failed":
         stale = (*stale, ChildRef("batch/v1", "Job", name, PIA_CANARY_JOB_NAME))
     return stale
@@ -265,6 +285,52 @@ def _prunable(kind: str, name: str) -> bool:
     # NetworkPolicies only by the operator's own names. (A passed canary Job is kept as the
     # marker that identity was proven, as upstream: it stays desired while it passes.)
     return kind != "NetworkPolicy" or name in network_policies.NETWORK_POLICY_NAMES
+
+
+#: Names the upstream Rust operator (v2.9) gives children restate-op names differently or does
+#: not create: its node-port policy (``allow-node-access`` here), its pre-2.1 DNS policy, its
+#: PodDisruptionBudget (restate-op makes none for one node), its ConfigMaps (it never deleted
+#: one whose config changed). docs/migrating.md has the reasons.
+UPSTREAM_NETWORK_POLICY_NAMES = frozenset(
+    {*network_policies.NETWORK_POLICY_NAMES, "allow-metrics-access", "allow-egress-to-kube-dns"}
+)
+_UPSTREAM_CONFIG_MAP = re.compile(re.escape(CONFIG_MAP_PREFIX) + r"[0-9a-f]{1,8}")
+
+
+def _ours(obj: Mapping[str, Any]) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY)
+
+
+def _upstream_leftover(obs: Observation, kind: str, name: str, obj: Mapping[str, Any]) -> bool:
+    """An object the upstream operator made for this very cluster, by name, labels and owner.
+
+    Upstream set the cluster's selector labels and a controller reference to the
+    RestateCluster (same uid) on every child; a user's object has neither, so it is never
+    pruned, whatever its name.
+    """
+    if kind == "NetworkPolicy":
+        known = name in UPSTREAM_NETWORK_POLICY_NAMES
+    elif kind == "PodDisruptionBudget":
+        known = name == PDB_NAME
+    elif kind == "ConfigMap":
+        known = _UPSTREAM_CONFIG_MAP.fullmatch(name) is not None
+    else:
+        known = False
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    uid = obs.cluster.metadata.uid
+    owned = any(
+        ref.get("controller") is True
+        and ref.get("kind") == KIND
+        and str(ref.get("apiVersion", "")).split("/")[0] == GROUP
+        and ref.get("name") == obs.cluster.name
+        and uid is not None
+        and ref.get("uid") == uid
+        for ref in meta.get("ownerReferences") or []
+    )
+    selected = all(labels.get(k) == v for k, v in selector_labels(obs.cluster).items())
+    return known and owned and selected
 
 
 def _claim_template_bytes(sts: Mapping[str, Any] | None) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
+from restate_op.cluster_controller import UPSTREAM_LEFTOVER_KINDS
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
 from restate_op.runtime import Operator
@@ -31,5 +32,11 @@ def test_pod_identity_associations_are_watched_only_with_the_eks_cluster_flag() 
 
 def test_one_informer_per_kind_and_selector() -> None:
     kinds = _kinds(OperatorSettings())
-    assert len(kinds) == len(set(kinds))
+    operator = Operator(cast(KubeClient, object()), OperatorSettings(), identity="test")
+    operator.capabilities = EVERYTHING
+    keys = [(i.kind, str(i.label_selector)) for i in operator._watch()]
+    assert len(keys) == len(set(keys))
+    # A kind has a second informer only for what the upstream operator left behind.
+    twice = {k for k in kinds if kinds.count(k) > 1}
+    assert twice == set(UPSTREAM_LEFTOVER_KINDS)
     assert resources.RESTATE_CLUSTER in kinds and resources.STORAGE_CLASS in kinds
