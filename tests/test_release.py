@@ -162,3 +162,15 @@ def test_dockerfile_and_chart_use_the_default_name_and_port() -> None:
     deployment = (CHART / "templates" / "deployment.yaml").read_text()
     assert re.search(r"- name: http\n\s+containerPort: 8080\n", deployment)
     assert OperatorSettings().http_port == 8080
+
+
+def test_readme_installs_restate_op_not_upstream() -> None:
+    readme = (ROOT / "README.md").read_text()
+    install = readme[readme.index("## Install\n") : readme.index("## A RestateCluster")]
+    assert "helm install restate-operator oci://ghcr.io/restatedev" not in install
+    assert DEFAULT_IMAGE in install
+    assert f"{DEFAULT_CHARTS}/restate-operator-helm" in install
+    assert "--set image.repository=" in install
+    assert "charts/restate-operator-helm" in install
+    for path in re.findall(r"kubectl apply (?:--server-side )?-f (\S+)", install):
+        assert (ROOT / path).is_file(), path
