@@ -172,5 +172,5 @@ def test_readme_installs_restate_op_not_upstream() -> None:
     assert f"{DEFAULT_CHARTS}/restate-operator-helm" in install
     assert "--set image.repository=" in install
     assert "charts/restate-operator-helm" in install
-    for path in re.findall(r"kubectl apply (?:--server-side )?-f (\S+)", install):
+    for path in re.findall(r"kubectl apply (?:--server-side )?-f ([\w./-]+\.yaml)", install):
         assert (ROOT / path).is_file(), path
