@@ -1,4 +1,4 @@
-"""Generated artefacts: the CRD, the chart's copy of it, the Pkl template, the state diagram.
+"""Generated artefacts: the CRDs, the chart's copy, the Pkl templates, the state diagrams.
 
 ``python -m restate_op generate`` writes them; ``--check`` (and a unit test) fails when a
 checked-in copy differs from what the models and ``states/`` produce.
@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from restate_op.api.crd import restatecluster_crd
-from restate_op.api.pkl import restatecluster_pkl
+from restate_op.api.deployment_crd import restatedeployment_crd
+from restate_op.api.pkl import restatecluster_pkl, restatedeployment_pkl
 from restate_op.api.reference import reference_markdown
 from restate_op.machine import STATES_FILE, Machine, load_machine, mermaid_diagram
 from restate_op.rbac import CHART_RBAC_TEMPLATE, chart_rbac_template
@@ -25,6 +26,11 @@ GENERATED_HEADER = (
 
 def crd_yaml() -> str:
     return GENERATED_HEADER + yaml.safe_dump(restatecluster_crd(), sort_keys=False, width=100)
+
+
+def deployment_crd_yaml() -> str:
+    """The RestateDeployment CRD; not in the chart until its controller runs (issue 12)."""
+    return GENERATED_HEADER + yaml.safe_dump(restatedeployment_crd(), sort_keys=False, width=100)
 
 
 def chart_crd_template() -> str:
@@ -97,6 +103,8 @@ def artefacts() -> dict[Path, str]:
     return {
         ROOT / "crd" / "restateclusters.yaml": crd_yaml(),
         ROOT / "crd" / "RestateCluster.pkl": restatecluster_pkl(),
+        ROOT / "crd" / "restatedeployments.yaml": deployment_crd_yaml(),
+        ROOT / "crd" / "RestateDeployment.pkl": restatedeployment_pkl(),
         ROOT
         / "charts"
         / "restate-operator-helm"
