@@ -67,6 +67,8 @@ def apply_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
     v = plan.facts
     rsd = ctx.obs.rsd
     remove_at = plan.verdict.remove_at if plan.phase in ("Draining", "Retired") else None
+    # A retired version is no longer registered: its old id would only mislead.
+    deployment_id = v.deployment_id if plan.phase != "Retired" or v.known else None
     manifest = replica_set(
         rsd,
         v.name,
@@ -75,7 +77,7 @@ def apply_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
         current=v.current,
         live=v.replica_set,
         latest=plan.routing,
-        deployment_id=v.deployment_id,
+        deployment_id=deployment_id,
         remove_at=rfc3339(remove_at) if remove_at is not None else None,
         endpoint=v.uri,
     )

@@ -107,6 +107,7 @@ class VersionVerdict:
 Check = Callable[[Context, Facts], VersionVerdict | None]
 
 RETIRED_MESSAGE = "Scaled to zero and removed from Restate; kept for rollback"
+DRAINING_REASONS = ("LatestForServices", "InvocationsPinned", "DrainDelay", "RestateUnknown")
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,9 @@ def recorded_latest(ctx: Context, v: Facts) -> VersionVerdict | None:
     blindly (the first reconcile after a restart has no answer yet)."""
     if ctx.view not in ("missing", "stale", "failed") or v.recorded_phase != "Latest":
         return None
+    if ctx.view == "stale" and v.recorded is not None and v.recorded.message:
+        # Merely old (it is being read again): the recorded sentence stands, no write.
+        return VersionVerdict("Latest", "Latest", v.recorded.message)
     return VersionVerdict(
         "Latest", "Latest", f"Registered as {v.deployment_id} (not re-checked: {ctx.view_note})"
     )
@@ -309,6 +313,17 @@ def hold(ctx: Context, v: Facts) -> VersionVerdict | None:
         return None
     if v.recorded_phase == "Retired":
         return VersionVerdict("Retired", "Retired", RETIRED_MESSAGE, remove_at=v.remove_at)
+    recorded = v.recorded
+    if (
+        ctx.view == "stale"
+        and recorded is not None
+        and recorded.phase == "Draining"
+        and recorded.reason in DRAINING_REASONS
+    ):
+        # Merely old (it is being read again): the recorded verdict stands, no write.
+        return VersionVerdict(
+            "Draining", recorded.reason, recorded.message or "", remove_at=v.remove_at
+        )
     return VersionVerdict(
         "Draining",
         "RestateUnknown",
@@ -381,7 +396,11 @@ def drain_delay(ctx: Context, v: Facts) -> VersionVerdict:
 
 
 OLD_RULES: tuple[Rule, ...] = (
-    Rule("hold", (("Retired", "Retired"), ("Draining", "RestateUnknown")), hold),
+    Rule(
+        "hold",
+        (("Retired", "Retired"), *(("Draining", reason) for reason in DRAINING_REASONS)),
+        hold,
+    ),
     Rule(
         "deleting",
         (

@@ -23,6 +23,7 @@ from restate_op.api.deployment import RestateDeployment, RestateDeploymentStatus
 from restate_op.api.deployment_crd import FINALIZER
 from restate_op.deployment_decide import (
     BUSY_REFRESH_SECONDS,
+    IDLE_REFRESH_SECONDS,
     MACHINE,
     DeploymentDecision,
     backoff,
@@ -955,3 +956,20 @@ def test_a_draining_version_scaled_to_zero_gets_pods_back_for_pinned_invocations
         world.step()
     assert world.version(v1)["reason"] == "InvocationsPinned"
     assert world.replica_sets[v1]["spec"]["replicas"] == 1
+
+
+def test_a_merely_old_view_is_read_again_without_a_status_write() -> None:
+    world = World(rsd_raw())
+    v1, v2 = roll_to_v2(world)
+    world.pinned[f"dp_{v1}"] = 1
+    for _ in range(6):
+        world.step()
+    world.now += IDLE_REFRESH_SECONDS
+    obs = world.observe()
+    decision = decide(obs, world.now)
+    assert decision.view == "stale"
+    assert phases(decision) == {v2: "Latest", v1: "Draining"}
+    assert reasons(decision) == {v2: "Latest", v1: "InvocationsPinned"}
+    assert [type(e) for e in decision.effects] == [QueryRestate]
+    assert decision.requeue_after == 0.0
+    assert conclude(obs, decision, Outcome(), world.now).effects == ()
