@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from restate_op import deployment_decide, deployment_verdicts
 from restate_op.api.deployment import RestateDeployment, RestateDeploymentStatus
 from restate_op.api.deployment_crd import FINALIZER
 from restate_op.deployment_decide import (
@@ -973,3 +974,74 @@ def test_a_merely_old_view_is_read_again_without_a_status_write() -> None:
     assert [type(e) for e in decision.effects] == [QueryRestate]
     assert decision.requeue_after == 0.0
     assert conclude(obs, decision, Outcome(), world.now).effects == ()
+
+
+def test_zero_replicas_leave_nothing_to_register() -> None:
+    raw = rsd_raw(replicas=0)
+    [rs] = applied(decide(observe(raw), NOW).effects, "ReplicaSet")
+    decision = decide(observe(raw, (live(rs, "t1"),), restate=view()), NOW)
+    assert decision.reason == "NoReplicas" and "spec.replicas is 0" in decision.message
+    assert not of(decision.effects, RegisterDeployment)
+
+
+def test_ready_but_not_yet_available_pods_wait_for_min_ready_seconds() -> None:
+    raw = rsd_raw(minReadySeconds=30)
+    [rs] = applied(decide(observe(raw), NOW).effects, "ReplicaSet")
+    assert rs["spec"]["minReadySeconds"] == 30
+    waiting = live(rs, "t1")
+    waiting["status"] = {"replicas": 1, "readyReplicas": 1, "availableReplicas": 0}
+    decision = decide(observe(raw, (waiting,), restate=view()), NOW)
+    assert decision.reason == "ReplicaSetPodNotAvailable"
+
+
+def test_without_an_answer_retired_versions_stay_retired() -> None:
+    world = World(rsd_raw())
+    v1, _ = roll_to_v2(world)
+    for _ in range(6):
+        world.step()
+    world.now += 400
+    for _ in range(3):
+        world.step()
+    assert world.version(v1)["phase"] == "Retired"
+    world.read = view(error="503 Service Unavailable", at=world.now)
+    decision = decide(world.observe(), world.now)
+    assert phases(decision)[v1] == "Retired" and reasons(decision)[v1] == "Retired"
+
+
+def test_deletion_holds_old_versions_too_until_restate_answers() -> None:
+    world = World(rsd_raw())
+    v1, v2 = roll_to_v2(world)
+    world.pinned[f"dp_{v1}"] = 1
+    for _ in range(6):
+        world.step()
+    deleting(world)
+    decision = world.step()
+    # The last answer predates the deletion: v2 waits for a new one, v1 is kept as it was.
+    assert reasons(decision) == {v2: "RestateUnknown", v1: "InvocationsPinned"}
+    assert not of(decision.effects, DeregisterDeployment)
+    decision = world.step()
+    assert phases(decision) == {v2: "Retired", v1: "Draining"}
+    assert reasons(decision)[v1] == "InvocationsPinned"
+
+
+def test_every_declared_verdict_is_reached_by_a_test_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every (phase, reason) the rules declare -- and so states/ lists -- has a test above."""
+    seen: set[tuple[str, str]] = set()
+    real = deployment_verdicts.judge
+
+    def recording(ctx: Any, v: Any) -> Any:
+        verdict = real(ctx, v)
+        seen.add((verdict.phase, verdict.reason))
+        return verdict
+
+    monkeypatch.setattr(deployment_decide, "judge", recording)
+    for name, test in sorted(globals().items()):
+        itself = name == "test_every_declared_verdict_is_reached_by_a_test_here"
+        if name.startswith("test_") and not itself and test.__code__.co_argcount == 0:
+            test()
+    for cluster, reason in [
+        (None, "ClusterNotFound"),
+        ({**READY_CLUSTER, "status": {}}, "ClusterNotReady"),
+    ]:
+        test_registration_waits_for_the_target_cluster(cluster, reason)
+    assert seen >= declared(), sorted(declared() - seen)
