@@ -215,3 +215,25 @@ def finalizer_manifest(rsd: RestateDeployment) -> dict[str, Any]:
         "kind": KIND,
         "metadata": {"name": rsd.name, "namespace": rsd.namespace, "finalizers": [FINALIZER]},
     }
+
+
+def autoscaler(rsd: RestateDeployment, name: str, hash_: str) -> dict[str, Any]:
+    """The per-version HPA of a draining version (upstream §1.7): the user's
+    ``spec.autoscaling`` with ``scaleTargetRef`` set to the version's ReplicaSet and
+    ``minReplicas`` at least 1 (a draining version still has invocations to finish)."""
+    spec = dict(rsd.spec.autoscaling or {})
+    spec["scaleTargetRef"] = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name}
+    spec["minReplicas"] = max(int(spec.get("minReplicas") or 1), 1)
+    return with_desired_hash(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {
+                "name": name,
+                "namespace": rsd.namespace,
+                "labels": _object_labels(rsd, hash_, latest=False),
+                "ownerReferences": [owner_reference(rsd)],
+            },
+            "spec": spec,
+        }
+    )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from restate_op.deployment_children import (
+    autoscaler,
     pod_latest_label,
     replica_set,
     stable_service,
@@ -171,6 +172,30 @@ def prune_history(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
     return tuple(effects)
 
 
+def autoscale_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
+    """A draining version scales on its own load (``spec.autoscaling``, upstream §1.7); any
+    other version has no HPA: the current one follows ``spec.replicas`` (the scale
+    subresource), a retired one has no pods. Not while deleting: nothing new is started."""
+    rsd = ctx.obs.rsd
+    name = plan.facts.name
+    live = ctx.obs.autoscalers.get(name)
+    wanted = (
+        plan.phase == "Draining"
+        and not plan.facts.current
+        and rsd.spec.autoscaling is not None
+        and not ctx.obs.deleting
+        and plan.facts.replica_set is not None
+    )
+    if not wanted:
+        if live is None:
+            return ()
+        return (Delete("autoscaling/v2", "HorizontalPodAutoscaler", rsd.namespace, name),)
+    hpa = autoscaler(rsd, name, plan.facts.hash)
+    if up_to_date(live, hpa):
+        return ()
+    return (Apply(hpa, refuse_foreign_of=None if live else rsd.metadata.uid),)
+
+
 #: Every planner a state may name in ``states/restatedeployment.yaml``.
 PLANNERS: Mapping[str, Planner] = {
     "apply_version": apply_version,
@@ -178,4 +203,5 @@ PLANNERS: Mapping[str, Planner] = {
     "route_latest": route_latest,
     "deregister_version": deregister_version,
     "prune_history": prune_history,
+    "autoscale_version": autoscale_version,
 }

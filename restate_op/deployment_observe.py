@@ -128,6 +128,8 @@ class DeploymentObservation:
     services: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Its pods (every version's), for the restate.dev/latest label.
     pods: tuple[Mapping[str, Any], ...] = ()
+    #: The HorizontalPodAutoscalers it owns (one per draining version), by name.
+    autoscalers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: The target RestateCluster (``register.cluster``), None if it does not exist.
     cluster: Mapping[str, Any] | None = None
     #: Restate's view as last read; None when it was never read (say, after a restart).

@@ -133,6 +133,7 @@ def observe(
     restate: RestateView | None = None,
     cluster: dict[str, Any] | None = READY_CLUSTER,
     rejections: dict[str, Rejection] | None = None,
+    autoscalers: dict[str, dict[str, Any]] | None = None,
 ) -> DeploymentObservation:
     return DeploymentObservation(
         rsd=RestateDeployment.model_validate(raw),
@@ -143,6 +144,7 @@ def observe(
         cluster=cluster,
         restate=restate,
         rejections=rejections or {},
+        autoscalers=autoscalers or {},
     )
 
 
@@ -173,6 +175,7 @@ class World:
     events: list[tuple[str, str, str]] = field(default_factory=list)
     #: Pods labelled restate.dev/latest by the operator.
     latest_pods: set[str] = field(default_factory=set)
+    autoscalers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def observe(self) -> DeploymentObservation:
         pods = []
@@ -192,6 +195,7 @@ class World:
             self.services,
             tuple(pods),
             self.read,
+            autoscalers=self.autoscalers,
         )
 
     def step(self, registration: RegistrationResult | None = None) -> DeploymentDecision:
@@ -224,6 +228,10 @@ class World:
                 self.latest_pods.add(pod_name)
             else:
                 self.latest_pods.discard(pod_name)
+        elif isinstance(effect, Apply) and effect.kind == "HorizontalPodAutoscaler":
+            self.autoscalers[effect.name] = live(dict(effect.manifest), "t")
+        elif isinstance(effect, Delete) and effect.kind == "HorizontalPodAutoscaler":
+            self.autoscalers.pop(effect.name)
         elif isinstance(effect, Apply) and effect.kind == "Service":
             self.services[effect.name] = live(dict(effect.manifest), "t")
         elif isinstance(effect, Delete) and effect.kind == "ReplicaSet":
@@ -1045,3 +1053,36 @@ def test_every_declared_verdict_is_reached_by_a_test_here(monkeypatch: pytest.Mo
     ]:
         test_registration_waits_for_the_target_cluster(cluster, reason)
     assert seen >= declared(), sorted(declared() - seen)
+
+
+def test_a_draining_version_scales_with_its_own_autoscaler_and_loses_it_when_retired() -> None:
+    autoscaling = {"minReplicas": 0, "maxReplicas": 4, "metrics": []}
+    world = World(rsd_raw(autoscaling=autoscaling))
+    v1, v2 = roll_to_v2(world)
+    assert world.autoscalers == {}  # the current version follows spec.replicas
+    world.pinned[f"dp_{v1}"] = 1
+    for _ in range(6):
+        world.step()
+    hpa = world.autoscalers[v1]["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": v1}
+    assert hpa["minReplicas"] == 1 and hpa["maxReplicas"] == 4
+    assert v2 not in world.autoscalers
+    world.pinned.clear()
+    world.now += BUSY_REFRESH_SECONDS + 1
+    for _ in range(2):
+        world.step()
+    assert world.version(v1)["reason"] == "DrainDelay" and v1 in world.autoscalers
+    world.now += 301
+    for _ in range(3):
+        world.step()
+    assert world.version(v1)["phase"] == "Retired"
+    assert world.autoscalers == {}
+
+
+def test_rollback_removes_the_autoscaler_of_the_version_made_current_again() -> None:
+    raw = rsd_raw(autoscaling={"maxReplicas": 3})
+    name = name_of(raw)
+    [rs] = applied(decide(observe(raw), NOW).effects, "ReplicaSet")
+    hpa = {"metadata": {"name": name}, "spec": {}}
+    decision = decide(observe(raw, (live(rs, "t1"),), restate=view(), autoscalers={name: hpa}), NOW)
+    assert Delete("autoscaling/v2", "HorizontalPodAutoscaler", "default", name) in decision.effects

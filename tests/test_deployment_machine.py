@@ -80,12 +80,12 @@ def test_every_transition_names_an_event() -> None:
 def test_what_each_state_does() -> None:
     effects = {s.name: s.effects for s in MACHINE.states}
     assert effects == {
-        "Starting": ("apply_version",),
-        "Registering": ("apply_version", "register_version"),
-        "Latest": ("apply_version", "route_latest"),
-        "Draining": ("apply_version", "route_latest"),
-        "Retired": ("apply_version", "deregister_version", "prune_history"),
-        "Rejected": ("apply_version",),
+        "Starting": ("apply_version", "autoscale_version"),
+        "Registering": ("apply_version", "autoscale_version", "register_version"),
+        "Latest": ("apply_version", "autoscale_version", "route_latest"),
+        "Draining": ("apply_version", "autoscale_version", "route_latest"),
+        "Retired": ("apply_version", "autoscale_version", "deregister_version", "prune_history"),
+        "Rejected": ("apply_version", "autoscale_version"),
     }
 
 
