@@ -21,6 +21,7 @@ from restate_op import FIELD_MANAGER
 from restate_op.effects import (
     Apply,
     Delete,
+    DeregisterDeployment,
     Effect,
     Emit,
     Forget,
@@ -29,7 +30,10 @@ from restate_op.effects import (
     PatchClaimSize,
     Provision,
     ProvisionResult,
+    QueryRestate,
+    RegisterDeployment,
     Remember,
+    RemoveFinalizer,
     WriteStatus,
 )
 from restate_op.faults import fault_point
@@ -186,6 +190,10 @@ class Executor:
                 self.memory.put(effect.key, effect.value)
             case Forget():
                 self.memory.drop(effect.key)
+            case RemoveFinalizer() | RegisterDeployment() | DeregisterDeployment() | QueryRestate():
+                # The RestateDeployment controller's I/O half (Restate's admin API, the
+                # finalizer patch) is not built yet, and no registered controller emits these.
+                raise NotImplementedError(f"{type(effect).__name__} is not carried out yet")
 
     async def _apply(self, effect: Apply, outcome: Outcome) -> None:
         manifest = effect.manifest
