@@ -12,11 +12,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from e2e.polling import poll
 
 REPO = Path(__file__).resolve().parent.parent
 NO_NETWORK_NODE_ADDRESS = "unix:///nonexistent/restate-op-e2e/{namespace}/{pod}.sock"
@@ -94,14 +95,7 @@ def wait_for(
     what: str = "condition",
 ) -> Any:
     """Poll until ``predicate`` returns a truthy value; fail with ``what`` on time-out."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    return poll(predicate, within=timeout, what=what, interval=interval)
 
 
 class OperatorProcess:
