@@ -1,6 +1,6 @@
 """The Helm chart, rendered and linted by the real helm binary (built by e2e/build-binaries.sh).
 
-Snapshots of ``helm template`` live in ``tests/chart/snapshots``; ``UPDATE_SNAPSHOTS=1``
+Snapshots of ``helm template`` live in ``e2e/chart/snapshots``; ``UPDATE_SNAPSHOTS=1``
 rewrites them (and the generated ``templates/_rbac.tpl``) instead of comparing.
 """
 
