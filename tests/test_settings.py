@@ -171,3 +171,19 @@ def test_run_help_lists_every_flag_with_help_and_environment_variable(
         description = OperatorSettings.model_fields[attr].description
         assert description
         assert "".join(description.split()) in unwrapped
+
+
+def test_run_reads_its_flags_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[OperatorSettings] = []
+
+    async def run_operator(settings: OperatorSettings) -> None:
+        started.append(settings)
+
+    monkeypatch.setattr("restate_op.__main__.run_operator", run_operator)
+    monkeypatch.setattr("restate_op.__main__.setup_logging", lambda level, fmt: None)
+    monkeypatch.setenv("LEASE_DURATION", "15")
+    monkeypatch.setenv("CONCURRENCY", "3")
+    assert main(["run", "--concurrency", "4", "--resync", "30", "--kubeconfig", "/k"]) == 0
+    (settings,) = started
+    assert (settings.lease_duration_seconds, settings.concurrency) == (15.0, 4)
+    assert (settings.resync_seconds, settings.kubeconfig) == (30.0, "/k")
