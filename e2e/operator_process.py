@@ -64,6 +64,19 @@ class Kubectl:
         result: dict[str, Any] = json.loads(proc.stdout)
         return result
 
+    def wait_established(self, crd: str, timeout: float = 60) -> None:
+        """Until the CustomResourceDefinition ``crd`` is Established. Polled: ``kubectl wait``
+        fails at once while a new CRD's status has no conditions yet."""
+
+        def established() -> bool:
+            obj = self.get("crd", crd) or {}
+            conditions = (obj.get("status") or {}).get("conditions") or []
+            return any(
+                c.get("type") == "Established" and c.get("status") == "True" for c in conditions
+            )
+
+        wait_for(established, timeout, what=f"CRD {crd} to be Established")
+
     def apply(
         self, manifest: Mapping[str, Any] | str, *extra: str, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
