@@ -333,7 +333,7 @@ def stand_in_crds(kubectl: Kubectl) -> Iterator[None]:
     for path in STAND_IN_CRDS:
         kubectl.run("apply", "-f", str(path))
     for name in names:
-        kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+        kubectl.wait_established(name)
     try:
         yield
     finally:
