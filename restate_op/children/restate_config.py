@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import tomllib
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from restate_op.api.models import RestateCluster
 from restate_op.children.constants import CONFIG_MAP_PREFIX
@@ -107,22 +107,3 @@ def effective_auto_provision(cluster: RestateCluster) -> bool:
     if _user_manages_provisioning(cluster):
         return False
     return cluster.spec.compute.desired_replicas > 1
-
-
-# --- until restate_op/plan.py imports these from restate_op.validation (W6) ----------------
-
-if TYPE_CHECKING:
-    pass
-
-
-def __getattr__(name: str) -> Any:
-    """``SpecProblem`` and ``validate`` moved to :mod:`restate_op.validation`.
-
-    Transitional: served lazily (no import cycle) to ``restate_op/plan.py`` until its import
-    lines follow the move; delete this then.
-    """
-    if name in ("SpecProblem", "validate"):
-        from restate_op import validation  # noqa: PLC0415
-
-        return getattr(validation, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
