@@ -232,5 +232,5 @@ for c in $which; do "build_$c"; done
 for d in "kubernetes-$KUBERNETES_VERSION" "etcd-$ETCD_VERSION" "kwok-$KWOK_VERSION" \
   "helm-$HELM_VERSION" "kubernetes-node-$KUBERNETES_VERSION" "coredns-$COREDNS_VERSION" \
   "local-path-provisioner-$LOCAL_PATH_VERSION" "kube-router-$KUBE_ROUTER_VERSION"; do
-  [ -d "$cache/bin/$d" ] && echo "$cache/bin/$d"
+  if [ -d "$cache/bin/$d" ]; then echo "$cache/bin/$d"; fi
 done
