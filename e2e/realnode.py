@@ -239,6 +239,28 @@ class RealNode:
             [str(self._b["ctr"]), "--address", str(self.containerd_socket), "-n", "k8s.io", *args],
         )
 
+    def start_probe_listener(self, port: int) -> None:
+        """A TCP listener on PRIVATE_PROBE_IP:port inside the node namespace (egress tests).
+
+        It answers every connection with one line and closes it; stopped with the node.
+        """
+        name = f"probe-listener-{port}"
+        if name in self._procs and self._procs[name].alive():
+            return
+        proc = self._spawn(
+            name,
+            [
+                str(self._b["socat"]),
+                f"TCP-LISTEN:{port},bind={PRIVATE_PROBE_IP},fork,reuseaddr",
+                "SYSTEM:echo probe",
+            ],
+        )
+
+        def listening() -> bool:
+            return bool(self._ns("ss", "-Hltn", f"sport = :{port}").strip())
+
+        self._wait(proc.name, listening, timeout=10)
+
     def __enter__(self) -> RealNode:
         """Start on entering a `with` block."""
         self.start()
@@ -499,6 +521,8 @@ disabled_plugins = [
   disable_apparmor = true
   enable_selinux = false
   stream_server_address = "127.0.0.1"
+  # Pod network namespaces under the state dir (not /run/netns), removed with it.
+  netns_mounts_under_state_dir = true
   max_container_log_line_size = 16384
 
 [{cri}.containerd]
@@ -834,10 +858,12 @@ disabled_plugins = [
 
     # ---- teardown ----------------------------------------------------------------------
 
-    def _delete_node_pods(self) -> None:
+    def _delete_node_pods(self, wait: float = 20.0) -> None:
+        """Delete the node's pods and give the kubelet time to tear their sandboxes down."""
         client = self.plane.admin_client(timeout=5.0)
+        selector = {"fieldSelector": f"spec.nodeName={self.name}"}
         try:
-            pods = client.get("/api/v1/pods", {"fieldSelector": f"spec.nodeName={self.name}"})
+            pods = client.get("/api/v1/pods", selector)
             for pod in pods.get("items", []):
                 meta = pod["metadata"]
                 with contextlib.suppress(Exception):
@@ -846,6 +872,19 @@ disabled_plugins = [
                         f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
                         {"gracePeriodSeconds": 0},
                     )
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                with contextlib.suppress(Exception):
+                    if not client.get("/api/v1/pods", selector).get("items"):
+                        break
+                time.sleep(0.5)
+            # The kubelet stops the sandboxes (CNI DEL) just after the pods are gone.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.containerd_socket.exists():
+                with contextlib.suppress(Exception):
+                    if not self.ctr("tasks", "ls", "-q").split():
+                        break
+                time.sleep(0.5)
         finally:
             client.close()
 

@@ -23,8 +23,8 @@ from e2e.harness import KubeCluster
 from e2e.helm import Helm
 from e2e.images import ImageBuildError, ImageSet, build_all
 from e2e.operator_process import REPO, Kubectl
-from e2e.real.support import RealEnv
-from e2e.realnode import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, RealNode
+from e2e.real.support import RealEnv, operator_values
+from e2e.realnode import RealNode
 
 OPERATOR_NAMESPACE = "restate-op-real"
 RELEASE = "restate-operator"
@@ -80,23 +80,6 @@ def real_node(kube: KubeCluster, real_images: ImageSet) -> Iterator[RealNode]:
         t = time.monotonic()
         node.stop()
         TIMINGS["node stop"] = time.monotonic() - t
-
-
-def operator_values(images: ImageSet) -> dict[str, Any]:
-    """Chart values for the locally built operator image on the real node."""
-    repository, tag = images.operator.ref.rsplit(":", 1)
-    return {
-        "version": tag,
-        "image": {"repository": repository, "pullPolicy": "Never"},
-        # The CRD comes from the session's restate_crd fixture (server-side apply), as for
-        # the kwok tier, so the two never fight over its fields.
-        "installCrds": False,
-        "nodeSelector": dict(REAL_NODE_SELECTOR),
-        "tolerations": [REAL_NODE_TOLERATION],
-        "logging": {"format": "text", "level": "info"},
-        "leaderElection": {"enabled": True, "leaseDuration": 15, "renewPeriod": 5},
-        "resources": {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}},
-    }
 
 
 @pytest.fixture(scope="package")

@@ -34,6 +34,38 @@ RESTRICTED_CONTAINER = {
 }
 
 
+def operator_values(images: ImageSet) -> dict[str, Any]:
+    """Chart values for the locally built operator image, as a pod on the real node."""
+    repository, tag = images.operator.ref.rsplit(":", 1)
+    return {
+        "version": tag,
+        "image": {"repository": repository, "pullPolicy": "Never"},
+        # The CRD comes from a server-side apply (the restate_crd fixture, or dev.py), as for
+        # the kwok tier, so the two never fight over its fields.
+        "installCrds": False,
+        "nodeSelector": dict(REAL_NODE_SELECTOR),
+        "tolerations": [REAL_NODE_TOLERATION],
+        "logging": {"format": "text", "level": "info"},
+        "leaderElection": {"enabled": True, "leaseDuration": 15, "renewPeriod": 5},
+        "resources": {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}},
+    }
+
+
+def restricted_namespace(name: str) -> dict[str, Any]:
+    """A Namespace that enforces the restricted Pod Security Standard."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        },
+    }
+
+
 @dataclass
 class RealEnv:
     """What a real-tier test gets: kubectl, the node, the images, the operator's namespace."""
@@ -86,7 +118,14 @@ class RealEnv:
             "spec": spec,
         }
 
-    def client_pod(self, namespace: str, name: str, labels: dict[str, str] | None = None) -> str:
+    def client_pod(
+        self,
+        namespace: str,
+        name: str,
+        labels: dict[str, str] | None = None,
+        *,
+        script: str | None = None,
+    ) -> str:
         """A busybox pod on the real node (restricted PSS), Running; returns its name."""
         pod = {
             "apiVersion": "v1",
@@ -105,7 +144,9 @@ class RealEnv:
                         "name": "client",
                         "image": self.images.busybox.ref,
                         "imagePullPolicy": "Never",
-                        "command": ["/bin/sleep", "3600"],
+                        "command": (
+                            ["/bin/sh", "-c", script] if script else ["/bin/sleep", "3600"]
+                        ),
                         "securityContext": RESTRICTED_CONTAINER,
                         "resources": {"limits": {"memory": "32Mi"}},
                     }
@@ -138,15 +179,41 @@ class RealEnv:
             pod,
             "/bin/sh",
             "-c",
-            f"nc -w 3 {host} {port} </dev/null >/dev/null 2>&1",
+            f"timeout 5 nc -w 3 {host} {port} </dev/null >/dev/null 2>&1",
             check=False,
         )
         return code == 0
 
     def http_get(self, namespace: str, pod: str, url: str) -> str | None:
-        """GET `url` from `pod` with busybox wget; the body, or None when it failed."""
-        code, out = self.exec(namespace, pod, "wget", "-q", "-T", "5", "-O", "-", url, check=False)
+        """GET `url` from `pod` with busybox wget; the body ("" if empty), None on failure.
+
+        (busybox 1.35's `wget -T` crashes in these pods; `timeout` bounds the call instead.)
+        """
+        code, out = self.exec(
+            namespace, pod, "timeout", "8", "wget", "-q", "-O", "-", url, check=False
+        )
         return out if code == 0 else None
+
+    def http_ok(self, namespace: str, pod: str, url: str) -> bool:
+        """Whether GET `url` from `pod` answers 2xx."""
+        return self.http_get(namespace, pod, url) is not None
+
+    def py_connect(
+        self, namespace: str, pod: str, host: str, port: int, container: str = "restate"
+    ) -> bool:
+        """Whether `pod` (an image with python3: Restate's, the operator's) connects."""
+        code, _ = self.exec(
+            namespace,
+            pod,
+            "python3",
+            "-c",
+            "import socket,sys\n"
+            f"try: socket.create_connection(({host!r}, {port}), timeout=3).close()\n"
+            "except OSError: sys.exit(1)",
+            container=container,
+            check=False,
+        )
+        return code == 0
 
     def restatectl_status(self, namespace: str, pod: str = "restate-0") -> str:
         """`restatectl status` run inside a Restate pod (against its own node)."""

@@ -8,6 +8,7 @@ summary.
 from __future__ import annotations
 
 import datetime
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -87,14 +88,15 @@ def test_baseline_example_ready_with_a_real_pod_and_volume(real_env: RealEnv, cl
         path = pv["spec"].get("hostPath", pv["spec"].get("local", {})).get("path")
         assert path and path.startswith(str(real_env.node.work_dir)), pv["spec"]
         svc = f"restate.{name}.svc.cluster.local"
-        body = wait_for(
-            lambda: real_env.http_get(clients, "client", f"http://{svc}:8080/restate/health"),
+        t1 = time.monotonic()
+        wait_for(
+            lambda: real_env.http_ok(clients, "client", f"http://{svc}:8080/restate/health"),
             60,
             1.0,
             "ingress /restate/health through the Service",
         )
-        assert body is not None
-        assert real_env.http_get(clients, "client", f"http://{svc}:9070/health") is not None
+        note("baseline: Ready -> ingress answers from a client pod", time.monotonic() - t1)
+        assert real_env.http_ok(clients, "client", f"http://{svc}:9070/health")
     finally:
         real_env.delete_cluster(name)
 
@@ -171,7 +173,7 @@ def test_all_pods_deleted_cluster_comes_back_with_its_data(
 ) -> None:
     """Every pod deleted at once: same cluster (identity, provisioned), same volumes."""
     ns = trio
-    identity_before = cluster_identity(real_env, ns)
+    name_before, nodes_before = cluster_identity(real_env, ns)
     pvcs_before = sorted(
         p["metadata"]["uid"] for p in real_env.kubectl.json("get", "pvc", "-n", ns)["items"]
     )
@@ -184,7 +186,15 @@ def test_all_pods_deleted_cluster_comes_back_with_its_data(
     real_env.wait_cluster_ready(trio, timeout=180)
     note("all 3 pods deleted -> cluster Ready again", time.monotonic() - t0)
     assert wait_members(real_env, ns, 3) == ["N1", "N2", "N3"]
-    assert cluster_identity(real_env, ns) == identity_before
+    name_after, nodes_after = cluster_identity(real_env, ns)
+    assert name_after == name_before
+    assert {p: ident for p, (ident, _) in nodes_after.items()} == {
+        p: ident for p, (ident, _) in nodes_before.items()
+    }, (nodes_before, nodes_after)
+    assert all(nodes_after[p][1] > gen for p, (_, gen) in nodes_before.items()), (
+        nodes_before,
+        nodes_after,
+    )
     status = _status(real_env, trio)
     assert status.get("provisioned") is True, status
     pvcs_after = sorted(
@@ -192,30 +202,32 @@ def test_all_pods_deleted_cluster_comes_back_with_its_data(
     )
     assert pvcs_after == pvcs_before
     svc = f"restate.{ns}.svc.cluster.local"
-    assert real_env.http_get(clients, "client", f"http://{svc}:9070/health") is not None
+    assert real_env.http_ok(clients, "client", f"http://{svc}:9070/health")
 
 
-def cluster_identity(real_env: RealEnv, ns: str) -> str:
-    """The cluster's name and fingerprint as its own admin API reports them."""
-    _, out = real_env.exec(
+def cluster_identity(real_env: RealEnv, ns: str) -> tuple[str, dict[str, tuple[str, int]]]:
+    """The cluster name (admin API) and, per pod name, its node id and generation.
+
+    A cluster that lost its data would come back re-provisioned: node ids reassigned and
+    generations back at 1. One that kept it keeps ids and names and bumps generations.
+    """
+    _, health = real_env.exec(
         ns,
         "restate-0",
         "python3",
         "-c",
         "import urllib.request,json;"
         "d=json.load(urllib.request.urlopen('http://127.0.0.1:9070/cluster-health',timeout=5));"
-        "print(d.get('cluster_name'), d.get('metadata_cluster_health', {}) and '')",
+        "print(d['cluster_name'])",
         container="restate",
-        check=False,
     )
-    _, nodes = real_env.exec(
-        ns, "restate-0", "restatectl", "nodes", "list", container="restate", check=False
-    )
-    # Node ids with their generation-less names: stable across pod restarts.
-    lines = sorted(
-        " ".join(line.split()[:2]) for line in nodes.splitlines() if line.strip().startswith("N")
-    )
-    return out.strip().splitlines()[0] + "|" + ",".join(lines)
+    _, nodes = real_env.exec(ns, "restate-0", "restatectl", "nodes", "list", container="restate")
+    table: dict[str, tuple[str, int]] = {}
+    for line in nodes.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and re.fullmatch(r"N\d+", parts[0]) and parts[1].isdigit():
+            table[parts[2]] = (parts[0], int(parts[1]))
+    return health.strip().splitlines()[-1], table
 
 
 def test_config_change_rolls_one_pod_at_a_time(real_env: RealEnv, trio: str, clients: str) -> None:
@@ -234,7 +246,7 @@ def test_config_change_rolls_one_pod_at_a_time(real_env: RealEnv, trio: str, cli
         pods = real_env.pods(ns)
         not_ready = sum(1 for p in pods if not pod_ready(p)) + max(0, 3 - len(pods))
         max_not_ready = max(max_not_ready, not_ready)
-        if real_env.http_get(clients, "client", f"http://{svc}:9070/health") is None:
+        if not real_env.http_ok(clients, "client", f"http://{svc}:9070/health"):
             failures += 1
         replaced = [
             p for p in pods if revisions_before.get(p["metadata"]["name"]) != p["metadata"]["uid"]
