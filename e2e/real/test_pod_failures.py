@@ -42,9 +42,7 @@ def _pod_state(real_env: RealEnv, ns: str) -> str:
     return pods.stdout + pods.stderr
 
 
-def wait_degraded(
-    real_env: RealEnv, name: str, reason: str, timeout: float = 150
-) -> dict[str, Any]:
+def wait_degraded(real_env: RealEnv, name: str, reason: str, timeout: float = 60) -> dict[str, Any]:
     """Wait for Degraded=True with `reason`; the condition."""
 
     def degraded() -> dict[str, Any] | None:
@@ -85,7 +83,7 @@ def test_crash_looping_restate_is_reported(real_env: RealEnv, cluster_name: str)
     """A config that passes validation but makes Restate exit: CrashLoopBackOff."""
     manifest = real_env.restate_cluster(cluster_name, config=CRASHING_CONFIG)
     real_env.kubectl.apply(manifest)
-    cond = wait_degraded(real_env, cluster_name, "PodCrashLooping", timeout=180)
+    cond = wait_degraded(real_env, cluster_name, "PodCrashLooping", timeout=90)
     assert_message(cond, "restate-0", "CrashLoopBackOff", "spec.config")
 
 
@@ -101,7 +99,7 @@ def test_oom_killed_container_is_reported(real_env: RealEnv, cluster_name: str) 
         },
     )
     real_env.kubectl.apply(manifest)
-    cond = wait_degraded(real_env, cluster_name, "PodOOMKilled", timeout=180)
+    cond = wait_degraded(real_env, cluster_name, "PodOOMKilled", timeout=90)
     assert_message(cond, "restate-0", "OOMKilled", "spec.compute.resources")
 
 
