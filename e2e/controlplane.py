@@ -818,6 +818,8 @@ class ControlPlane:
                 f"--cert={pki / 'fake-storage.crt'}",
                 f"--key={pki / 'fake-storage.key'}",
                 f"--provisioner={PROVISIONER}",
+                # The real node's local-path volumes (e2e/realnode.py) grow by emulation too.
+                "--resize-provisioner=rancher.io/local-path",
             ],
             env=env,
         )

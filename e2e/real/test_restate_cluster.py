@@ -271,3 +271,30 @@ def test_scale_three_to_five_joins_two_members(real_env: RealEnv, trio: str) -> 
     members = wait_members(real_env, trio, 5)
     note("scale 3 -> 5: Ready with 5 members", time.monotonic() - t0)
     assert members == ["N1", "N2", "N3", "N4", "N5"]
+
+
+def test_volume_growth_on_real_claims(real_env: RealEnv, trio: str) -> None:
+    """1 GiB → 2 GiB on real local-path claims: online (no pod replaced), capacity reported.
+
+    local-path has no resizer: the growth itself is emulated at the API level by
+    e2e/fake_storage.py (as external-resizer plus the kubelet would report it); the claims,
+    the operator's expansion and the pods staying up are real.
+    """
+    uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in real_env.pods(trio)}
+    t0 = time.monotonic()
+    real_env.kubectl.merge_patch(
+        "restatecluster", trio, {"spec": {"storage": {"storageRequestBytes": 2 * 1024**3}}}
+    )
+
+    def grown() -> bool:
+        pvcs = real_env.kubectl.json("get", "pvc", "-n", trio)["items"]
+        return bool(pvcs) and all(
+            p.get("status", {}).get("capacity", {}).get("storage") == "2Gi" for p in pvcs
+        )
+
+    wait_for(grown, 120, 1.0, "every claim at 2Gi")
+    real_env.wait_cluster_ready(trio, timeout=120)
+    note("volume growth 1Gi -> 2Gi (emulated resize): Ready", time.monotonic() - t0)
+    after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in real_env.pods(trio)}
+    assert after == uids, "a pod was replaced by the online expansion"
+    assert _status(real_env, trio)["storage"]["capacity"] == "2Gi"
