@@ -91,7 +91,7 @@ def run_real(args: argparse.Namespace, workdir: Path) -> int:
     node: RealNode | None = None
     try:
         plane.start()
-        node = RealNode(plane, keep_work_dir=True)
+        node = RealNode(plane)
         node.start()
         print(
             f"real node {node.name} Ready in {node.timings['total']:.0f}s (logs: {node.work_dir})",

@@ -17,11 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
+from e2e.fake_storage import parse_quantity
 from e2e.operator_process import REPO, wait_for
 from e2e.real.conftest import note
 from e2e.real.support import RealEnv, pod_ready
 
 CLIENT_LABELS = {"role": "restate-client"}
+GIB = 1024**3
 
 
 def _ts(text: str) -> datetime.datetime:
@@ -283,13 +285,15 @@ def test_volume_growth_on_real_claims(real_env: RealEnv, trio: str) -> None:
     uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in real_env.pods(trio)}
     t0 = time.monotonic()
     real_env.kubectl.merge_patch(
-        "restatecluster", trio, {"spec": {"storage": {"storageRequestBytes": 2 * 1024**3}}}
+        "restatecluster", trio, {"spec": {"storage": {"storageRequestBytes": 2 * GIB}}}
     )
 
     def grown() -> bool:
         pvcs = real_env.kubectl.json("get", "pvc", "-n", trio)["items"]
+        # local-path writes the request verbatim (bytes), so compare quantities.
         return bool(pvcs) and all(
-            p.get("status", {}).get("capacity", {}).get("storage") == "2Gi" for p in pvcs
+            parse_quantity(p.get("status", {}).get("capacity", {}).get("storage", "0")) == 2 * GIB
+            for p in pvcs
         )
 
     wait_for(grown, 120, 1.0, "every claim at 2Gi")
@@ -297,4 +301,4 @@ def test_volume_growth_on_real_claims(real_env: RealEnv, trio: str) -> None:
     note("volume growth 1Gi -> 2Gi (emulated resize): Ready", time.monotonic() - t0)
     after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in real_env.pods(trio)}
     assert after == uids, "a pod was replaced by the online expansion"
-    assert _status(real_env, trio)["storage"]["capacity"] == "2Gi"
+    assert _status(real_env, trio)["storage"]["currentBytes"] == 2 * GIB
