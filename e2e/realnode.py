@@ -331,11 +331,7 @@ class RealNode:
                 shutil.rmtree(d, ignore_errors=True)
             self._created_dirs.clear()
             with contextlib.suppress(Exception):
-                client = self.plane.admin_client()
-                try:
-                    client.delete(f"/api/v1/nodes/{self.name}")
-                finally:
-                    client.close()
+                self._remove_cluster_objects()
             if not self.keep_work_dir:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
             self._started = False
@@ -885,6 +881,21 @@ disabled_plugins = [
                     if not self.ctr("tasks", "ls", "-q").split():
                         break
                 time.sleep(0.5)
+        finally:
+            client.close()
+
+    def _remove_cluster_objects(self) -> None:
+        """The Node and what _install_cluster_objects made, so later tests see a plain plane."""
+        client = self.plane.admin_client(timeout=5.0)
+        try:
+            for path in (
+                f"/api/v1/nodes/{self.name}",
+                "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes",
+                f"/apis/storage.k8s.io/v1/storageclasses/{LOCAL_PATH_CLASS}",
+                f"/api/v1/namespaces/{LOCAL_PATH_NAMESPACE}",
+            ):
+                with contextlib.suppress(Exception):
+                    client.delete(path)
         finally:
             client.close()
 
