@@ -55,7 +55,7 @@ from typing import Any
 import yaml
 
 from e2e.controlplane import SERVICE_CIDR, ControlPlane, ControlPlaneError
-from e2e.images import ImageSet, build_all
+from e2e.images import ImageSet, build_all, versions
 from e2e.kubehttp import KubeHTTPError
 from e2e.procs import ManagedProcess
 
@@ -131,6 +131,21 @@ class NodeBinaries:
                     name, "not installed (scripts/bootstrap installs the Debian packages)"
                 )
             found[name] = Path(where)
+        pins = versions()
+        for package, pin in (
+            ("containerd", "CONTAINERD_DEBIAN_VERSION"),
+            ("runc", "RUNC_DEBIAN_VERSION"),
+            ("podman", "PODMAN_DEBIAN_VERSION"),
+        ):
+            installed = _run(
+                package, ["dpkg-query", "-W", "-f=${Version}", package], check=False
+            ).strip()
+            if pin in pins and not installed.startswith(pins[pin]):
+                raise ControlPlaneError(
+                    package,
+                    f"Debian package version {installed or 'none'} does not match "
+                    f"{pin}={pins[pin]} in e2e/versions.env",
+                )
         for plugin in ("bridge", "host-local", "portmap", "loopback"):
             if not (CNI_BIN_DIR / plugin).is_file():
                 raise ControlPlaneError(
