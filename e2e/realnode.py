@@ -63,7 +63,7 @@ E2E_DIR = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("RESTATE_OP_CACHE", Path.home() / ".cache" / "restate-op"))
 NODE_NAME = "restate-real-node"
 NODE_IP = "10.250.0.2"
-HOST_IP = "10.250.0.1"
+"""The first node's IP; a second node started while one runs gets 10.250.1.2, and so on."""
 POD_SUBNET = "10.244.200.0/24"
 """The real node's pods; inside the cluster's pod range, clear of the kwok nodes' /20s."""
 CLUSTER_DNS_IP = "10.96.0.10"
@@ -212,6 +212,9 @@ class RealNode:
         self.tag = f"rop{os.getpid() % 100000}"
         self.netns = f"{self.tag}-node"
         self.netns_file = Path("/run/netns") / self.netns
+        self.node_ip = NODE_IP
+        """The node's InternalIP (its veth end); chosen by start() among free /30s."""
+        self.host_ip = "10.250.0.1"
         self.work_dir = Path()
         self.timings: dict[str, float] = {}
         self._procs: dict[str, ManagedProcess] = {}
@@ -418,8 +421,18 @@ class RealNode:
     def _ns(self, *argv: str) -> str:
         return _run("netns", self.in_netns(*argv))
 
+    def _pick_subnet(self) -> None:
+        """The first 10.250.X.0/30 no other interface of the root namespace uses."""
+        used = _run("netns", ["ip", "-4", "-o", "addr", "show"])
+        for x in range(256):
+            if f" 10.250.{x}." not in used:
+                self.host_ip, self.node_ip = f"10.250.{x}.1", f"10.250.{x}.2"
+                return
+        raise ControlPlaneError("netns", "no free 10.250.X.0/30 for the node's veth")
+
     def _make_netns(self) -> None:
         host, node = f"{self.tag}h", f"{self.tag}n"
+        self._pick_subnet()
         _run("netns", ["ip", "netns", "del", self.netns], check=False)
         _run("netns", ["ip", "netns", "add", self.netns])
         self._netns_made = True
@@ -427,13 +440,13 @@ class RealNode:
         _run("netns", ["ip", "link", "set", node, "netns", self.netns])
         for dev in (host,):
             _run("netns", ["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], check=False)
-        _run("netns", ["ip", "addr", "add", f"{HOST_IP}/30", "dev", host])
+        _run("netns", ["ip", "addr", "add", f"{self.host_ip}/30", "dev", host])
         _run("netns", ["ip", "link", "set", host, "up"])
         for cmd in (
             ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
             ["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
             ["ip", "link", "set", "lo", "up"],
-            ["ip", "addr", "add", f"{NODE_IP}/30", "dev", node],
+            ["ip", "addr", "add", f"{self.node_ip}/30", "dev", node],
             ["ip", "link", "set", node, "up"],
             ["ip", "addr", "add", f"{CLUSTER_DNS_IP}/32", "dev", "lo"],
             ["ip", "addr", "add", f"{PRIVATE_PROBE_IP}/32", "dev", "lo"],
@@ -603,7 +616,7 @@ disabled_plugins = [
                         },
                     },
                     "addressType": "IPv4",
-                    "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
+                    "endpoints": [{"addresses": [self.node_ip], "conditions": {"ready": True}}],
                     "ports": [
                         {"name": "https", "port": self.plane.ports.apiserver, "protocol": "TCP"}
                     ],
@@ -655,10 +668,10 @@ disabled_plugins = [
             "kind": "KubeletConfiguration",
             "failCgroupV1": False,
             "cgroupDriver": "cgroupfs",
-            "address": NODE_IP,
+            "address": self.node_ip,
             "port": 10250,
             "readOnlyPort": 0,
-            "healthzBindAddress": NODE_IP,
+            "healthzBindAddress": self.node_ip,
             "healthzPort": 10248,
             "authentication": {
                 "anonymous": {"enabled": False},
@@ -695,7 +708,7 @@ disabled_plugins = [
                 str(self._b["kubelet"]),
                 f"--config={w / 'kubelet.yaml'}",
                 f"--kubeconfig={kubeconfig}",
-                f"--node-ip={NODE_IP}",
+                f"--node-ip={self.node_ip}",
                 f"--hostname-override={self.name}",
                 f"--root-dir={w / 'kubelet'}",
                 f"--cert-dir={w / 'kubelet-pki'}",
@@ -703,7 +716,7 @@ disabled_plugins = [
                 "--v=1",
             ],
         )
-        self._wait(proc.name, lambda: _http_status(f"http://{NODE_IP}:10248/healthz") == 200)
+        self._wait(proc.name, lambda: _http_status(f"http://{self.node_ip}:10248/healthz") == 200)
 
     def _start_kube_proxy(self) -> None:
         w = self.work_dir
@@ -715,10 +728,10 @@ disabled_plugins = [
             "mode": "iptables",
             "clusterCIDR": POD_SUBNET,
             "hostnameOverride": self.name,
-            "bindAddress": NODE_IP,
-            "healthzBindAddress": f"{NODE_IP}:10256",
-            "metricsBindAddress": f"{NODE_IP}:10249",
-            "nodePortAddresses": [f"{NODE_IP}/32"],
+            "bindAddress": self.node_ip,
+            "healthzBindAddress": f"{self.node_ip}:10256",
+            "metricsBindAddress": f"{self.node_ip}:10249",
+            "nodePortAddresses": [f"{self.node_ip}/32"],
             "conntrack": {
                 "maxPerCore": 0,
                 "min": 0,
@@ -731,7 +744,9 @@ disabled_plugins = [
         proc = self._spawn(
             "kube-proxy", [str(self._b["kube-proxy"]), f"--config={w / 'kube-proxy.yaml'}"]
         )
-        self._wait(proc.name, lambda: _http_status(f"http://{NODE_IP}:10256/healthz") in (200, 503))
+        self._wait(
+            proc.name, lambda: _http_status(f"http://{self.node_ip}:10256/healthz") in (200, 503)
+        )
 
     def _start_coredns(self) -> None:
         w = self.work_dir
@@ -740,7 +755,7 @@ disabled_plugins = [
             f""".:53 {{
     bind {CLUSTER_DNS_IP}
     errors
-    ready {NODE_IP}:8181
+    ready {self.node_ip}:8181
     kubernetes cluster.local in-addr.arpa ip6.arpa {{
         kubeconfig {self.plane.kubeconfig}
         pods insecure
@@ -752,7 +767,7 @@ disabled_plugins = [
 """
         )
         proc = self._spawn("coredns", [str(self._b["coredns"]), "-conf", str(corefile)])
-        self._wait(proc.name, lambda: _http_status(f"http://{NODE_IP}:8181/ready") == 200)
+        self._wait(proc.name, lambda: _http_status(f"http://{self.node_ip}:8181/ready") == 200)
 
     def _start_kube_router(self) -> None:
         proc = self._spawn(
@@ -772,7 +787,7 @@ disabled_plugins = [
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
             ],
         )
-        self._wait(proc.name, lambda: _http_status(f"http://{NODE_IP}:20244/healthz") == 200)
+        self._wait(proc.name, lambda: _http_status(f"http://{self.node_ip}:20244/healthz") == 200)
 
     def _start_local_path(self) -> None:
         w = self.work_dir

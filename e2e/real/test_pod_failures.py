@@ -13,6 +13,7 @@ The contract (the operator side lands separately): for each failure below the cl
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,14 +28,40 @@ from e2e.realnode import REAL_NODE_TOLERATION
 CRASHING_CONFIG = '[admin]\nbind-address = "192.0.2.1:9070"\n'
 
 
-@pytest.fixture
-def cluster_name(real_env: RealEnv) -> Iterator[str]:
-    """A fresh cluster name; the cluster (and its namespace) is deleted afterwards."""
-    name = f"real-fail-{secrets.token_hex(3)}"
+CASES: dict[str, dict[str, Any]] = {
+    "image": {"compute": {"image": "localhost/restate-op/no-such-image:0"}},
+    "crash": {"config": CRASHING_CONFIG},
+    "oom": {
+        "compute": {
+            "resources": {
+                "requests": {"cpu": "20m", "memory": "24Mi"},
+                "limits": {"memory": "24Mi"},
+            }
+        }
+    },
+    "unschedulable": {
+        "compute": {
+            "nodeSelector": {"restate.dev/no-such-node": "true"},
+            "tolerations": [REAL_NODE_TOLERATION],
+        }
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def failing(real_env: RealEnv) -> Iterator[dict[str, tuple[str, float]]]:
+    """All four broken clusters, created at once so their waits overlap: case -> (name, t0)."""
+    made: dict[str, tuple[str, float]] = {}
     try:
-        yield name
+        for case, spec in CASES.items():
+            name = f"real-fail-{case[:5]}-{secrets.token_hex(2)}"
+            manifest = real_env.restate_cluster(name, **spec)
+            real_env.kubectl.apply(manifest)
+            made[case] = (name, time.monotonic())
+        yield made
     finally:
-        real_env.delete_cluster(name)
+        for name, _ in made.values():
+            real_env.delete_cluster(name)
 
 
 def _pod_state(real_env: RealEnv, ns: str) -> str:
@@ -69,49 +96,34 @@ def assert_message(condition: dict[str, Any], *needles: str) -> None:
     assert not missing, f"message lacks {missing}: {message!r}"
 
 
-def test_missing_image_is_reported(real_env: RealEnv, cluster_name: str) -> None:
+def _wait(real_env: RealEnv, case: tuple[str, float], reason: str, within: float) -> Any:
+    name, created = case
+    remaining = max(5.0, within - (time.monotonic() - created))
+    return wait_degraded(real_env, name, reason, timeout=remaining)
+
+
+def test_missing_image_is_reported(real_env: RealEnv, failing: dict[str, Any]) -> None:
     """An image that is not on the node (pull policy Never): ErrImageNeverPull."""
-    manifest = real_env.restate_cluster(
-        cluster_name, compute={"image": "localhost/restate-op/no-such-image:0"}
-    )
-    real_env.kubectl.apply(manifest)
-    cond = wait_degraded(real_env, cluster_name, "PodImageUnavailable")
+    cond = _wait(real_env, failing["image"], "PodImageUnavailable", 60)
     assert_message(cond, "restate-0", "ErrImageNeverPull", "spec.compute.image")
 
 
-def test_crash_looping_restate_is_reported(real_env: RealEnv, cluster_name: str) -> None:
+def test_crash_looping_restate_is_reported(real_env: RealEnv, failing: dict[str, Any]) -> None:
     """A config that passes validation but makes Restate exit: CrashLoopBackOff."""
-    manifest = real_env.restate_cluster(cluster_name, config=CRASHING_CONFIG)
-    real_env.kubectl.apply(manifest)
-    cond = wait_degraded(real_env, cluster_name, "PodCrashLooping", timeout=90)
+    cond = _wait(real_env, failing["crash"], "PodCrashLooping", 90)
     assert_message(cond, "restate-0", "CrashLoopBackOff", "spec.config")
 
 
-def test_oom_killed_container_is_reported(real_env: RealEnv, cluster_name: str) -> None:
-    """A memory limit far below what Restate needs: the kernel OOM-kills it."""
-    manifest = real_env.restate_cluster(
-        cluster_name,
-        compute={
-            "resources": {
-                "requests": {"cpu": "20m", "memory": "24Mi"},
-                "limits": {"memory": "24Mi"},
-            }
-        },
-    )
-    real_env.kubectl.apply(manifest)
-    cond = wait_degraded(real_env, cluster_name, "PodOOMKilled", timeout=90)
+def test_oom_killed_container_is_reported(real_env: RealEnv, failing: dict[str, Any]) -> None:
+    """A memory limit far below what Restate needs: the kernel OOM-kills it.
+
+    The pod's phase reads CrashLoopBackOff too; the OOM is in lastState.terminated.reason.
+    """
+    cond = _wait(real_env, failing["oom"], "PodOOMKilled", 90)
     assert_message(cond, "restate-0", "OOMKilled", "spec.compute.resources")
 
 
-def test_unschedulable_pod_is_reported(real_env: RealEnv, cluster_name: str) -> None:
+def test_unschedulable_pod_is_reported(real_env: RealEnv, failing: dict[str, Any]) -> None:
     """A nodeSelector no node matches: the scheduler reports Unschedulable."""
-    manifest = real_env.restate_cluster(
-        cluster_name,
-        compute={
-            "nodeSelector": {"restate.dev/no-such-node": "true"},
-            "tolerations": [REAL_NODE_TOLERATION],
-        },
-    )
-    real_env.kubectl.apply(manifest)
-    cond = wait_degraded(real_env, cluster_name, "PodUnschedulable")
+    cond = _wait(real_env, failing["unschedulable"], "PodUnschedulable", 60)
     assert_message(cond, "restate-0", "Unschedulable", "spec.compute.nodeSelector")
