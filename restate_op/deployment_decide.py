@@ -87,6 +87,8 @@ MACHINE.check_reasons(declared())
 BUSY_REFRESH_SECONDS = 10.0
 IDLE_REFRESH_SECONDS = 300.0
 CLUSTER_WAIT_SECONDS = 30.0
+#: The resolution of metadata.deletionTimestamp.
+DELETION_STAMP_SECONDS = 1.0
 #: A rejected registration is retried after 30 s, 60 s, 120 s ... at most an hour apart.
 REJECTION_BACKOFF_SECONDS = 30.0
 REJECTION_BACKOFF_MAX_SECONDS = 3600.0
@@ -171,8 +173,11 @@ def _view_state(
     if now - view.read_at > BUSY_REFRESH_SECONDS:
         return "stale"
     deleted_at = parse_time(obs.rsd.metadata.deletion_timestamp)
-    if deleted_at is not None and view.read_at < deleted_at:
-        return "stale"  # a deletion decides on an answer read after it began
+    # A deletion decides on an answer read after it began. The stamp has whole seconds (the
+    # deletion began up to 1 s after it), so an answer read within that second is not enough:
+    # an invocation pinned just before the delete would be missed.
+    if deleted_at is not None and view.read_at < deleted_at + DELETION_STAMP_SECONDS:
+        return "stale"
     expected = [f for f in facts if f.deployment_id and f.recorded_phase in ("Latest", "Draining")]
     if expected and not any(view.by_uri(f.uri) for f in facts):
         return "forgotten"

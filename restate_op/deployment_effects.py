@@ -84,6 +84,10 @@ def apply_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
     )
     if manifest is None:
         return ()
+    if ctx.obs.deleting and v.replica_set is None:
+        # Nothing is created while deleting (the Namespace may be terminating, and a refused
+        # create would stop the reconcile before the deregistration and the release).
+        return ()
     effects: list[Effect] = []
     if not up_to_date(v.replica_set, manifest):
         # A ReplicaSet of this name that is not this RestateDeployment's is never taken over.
@@ -92,7 +96,7 @@ def apply_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
         )
     svc = version_service(rsd, v.name, v.hash, manifest, plan.routing)
     live_svc = ctx.obs.services.get(v.name)
-    if not up_to_date(live_svc, svc):
+    if not up_to_date(live_svc, svc) and not (ctx.obs.deleting and live_svc is None):
         effects.append(Apply(svc, refuse_foreign_of=None if live_svc else rsd.metadata.uid))
     if plan.phase != "Retired":
         for pod in ctx.obs.pods_of(v.hash):
@@ -140,7 +144,7 @@ def route_latest(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
     rsd = ctx.obs.rsd
     svc = stable_service(rsd, rs)
     live = ctx.obs.services.get(rsd.name)
-    if up_to_date(live, svc):
+    if up_to_date(live, svc) or (ctx.obs.deleting and live is None):
         return ()
     return (Apply(svc, refuse_foreign_of=None if live else rsd.metadata.uid),)
 

@@ -35,7 +35,7 @@ def crd_yaml() -> str:
 
 
 def deployment_crd_yaml() -> str:
-    """The RestateDeployment CRD; not in the chart until its controller runs (issue 12)."""
+    """The RestateDeployment CRD (the chart's copy: ``chart_deployment_crd_template``)."""
     return GENERATED_HEADER + yaml.safe_dump(restatedeployment_crd(), sort_keys=False, width=100)
 
 
@@ -48,6 +48,18 @@ def chart_crd_template() -> str:
     if "{{" in body:
         raise ValueError("CRD text contains '{{', which Helm would treat as a template")
     return "{{- if .Values.installCrds }}\n" + GENERATED_HEADER + body + "{{- end }}\n"
+
+
+def chart_deployment_crd_template() -> str:
+    """The chart's RestateDeployment CRD: only with restateDeployments.enabled (and
+    installCrds), kept on uninstall like the RestateCluster one."""
+    crd = restatedeployment_crd()
+    crd["metadata"]["annotations"] = {"helm.sh/resource-policy": "keep"}
+    body = yaml.safe_dump(crd, sort_keys=False, width=100)
+    if "{{" in body:
+        raise ValueError("CRD text contains '{{', which Helm would treat as a template")
+    condition = "{{- if and .Values.installCrds .Values.restateDeployments.enabled }}\n"
+    return condition + GENERATED_HEADER + body + "{{- end }}\n"
 
 
 def _constant(name: str) -> str:
@@ -137,6 +149,12 @@ def artefacts() -> dict[Path, str]:
         / "templates"
         / "crds"
         / "restateclusters.yaml": chart_crd_template(),
+        ROOT
+        / "charts"
+        / "restate-operator-helm"
+        / "templates"
+        / "crds"
+        / "restatedeployments.yaml": chart_deployment_crd_template(),
         ROOT / "states" / "restatecluster.md": state_diagram_markdown(),
         ROOT / "states" / "restatedeployment.md": deployment_diagram_markdown(),
         ROOT / "restate_op" / "api" / "lifecycle.py": lifecycle_module(),

@@ -97,6 +97,12 @@ class OperatorSettings(BaseSettings):
         "under way) may wait to be written, so a quick rollout costs one status write "
         "(0: write every change at once)",
     )
+    restate_deployments: bool = Field(
+        False,
+        description="also reconcile RestateDeployments (restate.dev/v1beta1): register their "
+        "versions with Restate's admin API and drain them (true|false; the chart's "
+        "restateDeployments.enabled)",
+    )
     http_port: int = Field(8080, description="port of /healthz, /readyz and /metrics")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["json", "text"] = Field("json", description="json or text")

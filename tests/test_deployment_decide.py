@@ -705,7 +705,10 @@ def test_paths_of_the_admin_url_are_kept(register: dict[str, Any], admin: str) -
 
 
 def deleting(world: World) -> None:
+    """Deleted now; the reconciles that follow run a stamp's resolution later (an answer read
+    within the stamp's second might predate the deletion, so it is not acted on)."""
     world.raw["metadata"]["deletionTimestamp"] = rfc3339(world.now)
+    world.now += deployment_decide.DELETION_STAMP_SECONDS
 
 
 def test_deletion_waits_only_for_pinned_invocations_then_deregisters_and_releases() -> None:
@@ -1086,3 +1089,13 @@ def test_rollback_removes_the_autoscaler_of_the_version_made_current_again() -> 
     hpa = {"metadata": {"name": name}, "spec": {}}
     decision = decide(observe(raw, (live(rs, "t1"),), restate=view(), autoscalers={name: hpa}), NOW)
     assert Delete("autoscaling/v2", "HorizontalPodAutoscaler", "default", name) in decision.effects
+
+
+def test_deletion_creates_nothing_that_is_gone() -> None:
+    """A terminating Namespace refuses every create: re-creating a ReplicaSet the namespace
+    controller removed would stop the reconcile before the release, and hang the deletion."""
+    raw = rsd_raw()
+    raw["metadata"]["deletionTimestamp"] = rfc3339(NOW - 5)
+    decision = decide(observe(raw, restate=view()), NOW)
+    assert not [e for e in decision.effects if isinstance(e, Apply)]
+    assert decision.released

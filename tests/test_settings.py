@@ -37,6 +37,7 @@ FLAGS: list[tuple[str, str, str, object, str]] = [
     ("--lease-renew", "2.5", "lease_renew_seconds", 2.5, "LEASE_RENEW"),
     ("--resync", "30", "resync_seconds", 30.0, "RESYNC_SECONDS"),
     ("--status-coalesce", "0", "status_coalesce_seconds", 0.0, "STATUS_COALESCE_SECONDS"),
+    ("--restate-deployments", "true", "restate_deployments", True, "RESTATE_DEPLOYMENTS"),
     ("--http-port", "9090", "http_port", 9090, "HTTP_PORT"),
     ("--log-level", "DEBUG", "log_level", "DEBUG", "LOG_LEVEL"),
     ("--log-format", "text", "log_format", "text", "LOG_FORMAT"),
