@@ -13,12 +13,12 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
+RUN python3 -m venv /opt/venv
 WORKDIR /src
 # Dependencies first (from pyproject.toml's [project] dependencies) so code changes reuse
 # this layer. Only wheels: the final stage has no compiler, and neither needs one.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > requirements.txt \
     && /opt/venv/bin/pip install --only-binary=:all: --requirement requirements.txt \
     && /opt/venv/bin/pip uninstall --yes pip setuptools
@@ -26,7 +26,7 @@ COPY restate_op/ /app/restate_op/
 COPY states/ /app/states/
 # Byte-compile once here: at run time the filesystem is read-only. unchecked-hash keeps the
 # .pyc files valid whatever the copied files' timestamps.
-RUN python -m compileall -q --invalidation-mode unchecked-hash /app/restate_op
+RUN /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /app/restate_op
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --gid 3000 restate \

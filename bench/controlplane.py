@@ -67,12 +67,7 @@ class BenchControlPlane(ControlPlane):
         """Install the CRD, the operator's namespace and RBAC; return its own kubeconfig."""
         kubectl = self.kubectl()
         kubectl.run("apply", "--server-side", "-f", str(CRD_FILE))
-        kubectl.run(
-            "wait",
-            "--for=condition=Established",
-            "crd/restateclusters.restate.dev",
-            "--timeout=60s",
-        )
+        kubectl.wait_established("restateclusters.restate.dev")
         client = self.admin_client()
         try:
             for path, obj in _rbac_objects():

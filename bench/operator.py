@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import re
 import subprocess
 import sys
 import time
@@ -12,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import procstat
-from e2e.metrics import WRITE_VERBS
+from e2e.metrics import WRITE_VERBS, samples_in
 from e2e.operator_process import OperatorProcess
+from e2e.polling import poll
 
 #: The chart's defaults, overriding the short test timings OperatorProcess starts with.
 PRODUCTION_FLAGS = ("--lease-duration", "20", "--lease-renew", "8", "--log-format", "json")
@@ -21,7 +21,6 @@ PRODUCTION_FLAGS = ("--lease-duration", "20", "--lease-renew", "8", "--log-forma
 BACKGROUND_KINDS = ("Lease", "discovery")
 
 Counts = dict[tuple[str, str], float]
-SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 
 
 class BenchOperator:
@@ -94,25 +93,30 @@ class BenchOperator:
 
     def metrics(self, timeout: float = 60) -> str:
         """The ``/metrics`` text; waits for a busy operator rather than reading nothing."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def read() -> str:
+            url = f"http://127.0.0.1:{self.process.port}/metrics"
             try:
-                url = f"http://127.0.0.1:{self.process.port}/metrics"
                 with urllib.request.urlopen(url, timeout=10) as response:
                     return str(response.read().decode())
-            except OSError:
-                if time.monotonic() > deadline or not self.process.alive:
-                    raise
-                time.sleep(0.2)
+            except OSError as err:
+                if not self.process.alive:
+                    raise RuntimeError(
+                        f"{self.name} exited:\n{self.process.logs()[-3000:]}"
+                    ) from err
+                raise
+
+        return poll(
+            read,
+            within=timeout,
+            what=f"{self.name} /metrics",
+            interval=0.2,
+            done=lambda _: True,
+            retry_on=(OSError,),
+        )
 
     def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
-        found = []
-        for line in self.metrics().splitlines():
-            match = SAMPLE.match(line)
-            if match and match["name"] == name:
-                labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"] or ""))
-                found.append((labels, float(match["value"])))
-        return found
+        return samples_in(self.metrics(), name)
 
     def requests(self) -> Counts:
         """``restate_operator_api_requests_total`` by (verb, kind)."""
@@ -134,13 +138,15 @@ class BenchOperator:
         """Wait until the reconcile counter reaches ``at_least`` and the queue is empty;
         returns the seconds waited."""
         started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.reconciles() >= at_least and self.queue_depth() == 0:
-                return time.monotonic() - started
-            time.sleep(0.2)
-        raise TimeoutError(
-            f"{self.name}: {self.reconciles()} reconciles after {timeout}s, wanted {at_least}"
+        poll(
+            lambda: (self.reconciles(), self.queue_depth()),
+            within=timeout,
+            what=f"{self.name}: {at_least} reconciles and an empty queue (reconciles, depth)",
+            interval=0.2,
+            done=lambda seen: seen[0] >= at_least and seen[1] == 0,
+            fail=TimeoutError,
         )
+        return time.monotonic() - started
 
 
 def delta(after: Counts, before: Counts) -> Counts:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from e2e.polling import TimedOut, apoll
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
 from restate_op.kube.informer import EventType, Informer, strip_managed_fields
@@ -161,15 +162,20 @@ class Probe:
     async def until(self, predicate: Callable[[], bool], within: float) -> bool:
         """Wait until ``predicate()`` holds (re-checked on every new mark); ``False`` on
         time-out."""
-        deadline = time.monotonic() + within
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            tick = self._tick
+
+        async def check() -> bool:
+            return predicate()
+
+        async def next_mark(seconds: float) -> None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(tick.wait(), min(remaining, 1.0))
-        return True
+                await asyncio.wait_for(self._tick.wait(), seconds)
+
+        try:
+            return await apoll(
+                check, within=within, what="the predicate", interval=1.0, sleep=next_mark
+            )
+        except TimedOut:
+            return False
 
     def count(self, names: Iterable[str], label: str) -> int:
         return sum(1 for n in names if self.seen(n, label) is not None)

@@ -41,6 +41,7 @@ from bench.operator import (
 from bench.probe import Probe
 from bench.stats import summary
 from e2e.operator_fixtures import cluster_manifest
+from e2e.polling import TimedOut, apoll
 from restate_op.kube import resources
 
 Log = Callable[[str], None]
@@ -135,14 +136,18 @@ async def settle(op: BenchOperator, quiet: float = 3.0, limit: float = 120.0) ->
     started = time.monotonic()
     last = -1
     since = time.monotonic()
-    while time.monotonic() - started < limit:
+
+    async def quiet_for() -> bool:
+        nonlocal last, since
         current = total(await reading(op), exclude_kinds=BACKGROUND_KINDS)
         depth = await asyncio.to_thread(op.queue_depth)
         if current != last or depth:
             last, since = current, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            break
-        await asyncio.sleep(0.5)
+            return False
+        return time.monotonic() - since >= quiet
+
+    with contextlib.suppress(TimedOut):
+        await apoll(quiet_for, within=limit, what="a quiet operator", interval=0.5)
     return round(time.monotonic() - started, 1)
 
 

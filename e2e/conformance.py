@@ -50,7 +50,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from e2e.operator_process import REPO, Kubectl
+from e2e.polling import poll
 from e2e.restate_netns import (
     LoopbackNetns,
     NetnsError,
@@ -531,19 +531,27 @@ class ConformanceRunner:
 
     def wait_ready(self, pod: PodProcess, timeout: float = 90) -> None:
         """Until the generated readinessProbe succeeds (2xx/3xx) on the pod's process."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def passing() -> int:
             status = self.readiness(pod)
-            if 200 <= status < 400:
-                return
-            if not pod.node.alive():
+            if not 200 <= status < 400 and not pod.node.alive():
                 raise NetnsError(f"{pod.name} exited:\n{pod.node.log_tail()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{pod.name}: readiness probe {pod.generated.readiness_probe} not passing "
-                    f"(last status {status})\n{pod.node.log_tail()}"
-                )
-            time.sleep(0.2)
+            return status
+
+        def timed_out(message: str) -> TimeoutError:
+            return TimeoutError(
+                f"{pod.name}: readiness probe {pod.generated.readiness_probe} not passing "
+                f"({message})\n{pod.node.log_tail()}"
+            )
+
+        poll(
+            passing,
+            within=timeout,
+            what="a 2xx/3xx status",
+            interval=0.2,
+            done=lambda status: 200 <= status < 400,
+            fail=timed_out,
+        )
 
     # ---- one-shot commands in the namespace ---------------------------------------------
 

@@ -304,6 +304,25 @@ class ControlPlane:
         """PIDs of the running components, by name."""
         return {n: p.pid for n, p in self._procs.items() if p.pid is not None and p.alive()}
 
+    @property
+    def ca_cert(self) -> Path:
+        """The cluster CA certificate (signs every server and client certificate)."""
+        return self._ca_pair.cert
+
+    def issue_kubeconfig(
+        self, name: str, common_name: str, organizations: Sequence[str] = ()
+    ) -> Path:
+        """Issue a client certificate and write `<work_dir>/<name>.kubeconfig` for it.
+
+        For components started next to the plane (the real node's kubelet as
+        `system:node:<node>` in `system:nodes`, kube-proxy as `system:kube-proxy`, ...).
+        """
+        assert self._ca is not None, "start() first"
+        pair = self._ca.issue(
+            name, common_name=common_name, organizations=tuple(organizations), client=True
+        )
+        return self._write_kubeconfig(self.work_dir / f"{name}.kubeconfig", pair, common_name)
+
     def admin_client(self, timeout: float = 10.0) -> KubeHTTP:
         """A fresh stdlib client with admin credentials (for bootstrap and probes)."""
         return KubeHTTP(self._admin_credentials(), timeout=timeout)
@@ -541,6 +560,14 @@ class ControlPlane:
             organizations=("system:masters",),
             client=True,
         )
+        # The API server's client certificate towards kubelets (logs, exec, port-forward on
+        # the real node, e2e/realnode.py).
+        ca.issue(
+            "apiserver-kubelet-client",
+            common_name="kube-apiserver-kubelet-client",
+            organizations=("system:masters",),
+            client=True,
+        )
         service_account_keypair(pki)
         self._write_kubeconfig(self.kubeconfig, self._admin, "admin")
         self._write_kubeconfig(
@@ -592,6 +619,10 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC",
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            # Never the Hostname address: it would be looked up in the machine's resolver.
+            "--kubelet-preferred-address-types=InternalIP",
             "--allow-privileged=true",
             "--endpoint-reconciler-type=none",
             "--profiling=false",
@@ -787,6 +818,8 @@ class ControlPlane:
                 f"--cert={pki / 'fake-storage.crt'}",
                 f"--key={pki / 'fake-storage.key'}",
                 f"--provisioner={PROVISIONER}",
+                # The real node's local-path volumes (e2e/realnode.py) grow by emulation too.
+                "--resize-provisioner=rancher.io/local-path",
             ],
             env=env,
         )

@@ -17,6 +17,10 @@ in a real cluster, and leaves everything else to kube-controller-manager:
   `Resizing` and `FileSystemResizePending` conditions, one poll each, before setting the new
   capacity, like external-resizer followed by the kubelet's filesystem resize.
 * deletion: a Released PV of ours whose reclaim policy is Delete is deleted.
+* resizing only: for the classes of the provisioners given with `--resize-provisioner` (the
+  real node's local-path-provisioner, which provisions real directories but has no
+  resizer), bound claims are grown the same way, at the API level only: an emulation on top
+  of real volumes, whose directories have no size anyway.
 
 It polls instead of watching: a list of claims every half second is cheap at test scale and
 survives API server restarts without any watch bookkeeping. Volumes are listed on every
@@ -34,6 +38,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
@@ -90,20 +95,35 @@ class FakeStorageController:
     #: Every how many passes the volumes are listed.
     FULL_PASS_EVERY = 4
 
-    def __init__(self, client: KubeHTTP, provisioner: str = PROVISIONER) -> None:
-        """Use `client` (already authenticated) and act for classes naming `provisioner`."""
+    def __init__(
+        self,
+        client: KubeHTTP,
+        provisioner: str = PROVISIONER,
+        resize_provisioners: Sequence[str] = (),
+    ) -> None:
+        """Use `client` (already authenticated) and act for classes naming `provisioner`.
+
+        Claims of classes naming one of `resize_provisioners` are only resized.
+        """
         self.client = client
         self.provisioner = provisioner
+        self.resize_provisioners = frozenset(resize_provisioners)
         self._passes = 0
         #: Names of the volumes that exist, as of the last list plus those created since.
         self._volumes: set[str] = set()
 
     def reconcile_once(self) -> None:
         """Provision, resize and delete whatever is due right now; raises on API errors."""
+        all_classes = self.client.get("/apis/storage.k8s.io/v1/storageclasses")["items"]
         classes = {
             sc["metadata"]["name"]: sc
-            for sc in self.client.get("/apis/storage.k8s.io/v1/storageclasses")["items"]
+            for sc in all_classes
             if sc.get("provisioner") == self.provisioner
+        }
+        resize_only = {
+            sc["metadata"]["name"]
+            for sc in all_classes
+            if sc.get("provisioner") in self.resize_provisioners
         }
         claims = self.client.get("/api/v1/persistentvolumeclaims")["items"]
         volumes: list[JSON] = []
@@ -112,6 +132,16 @@ class FakeStorageController:
             self._volumes = {pv["metadata"]["name"] for pv in volumes}
         self._passes += 1
         for claim in claims:
+            if (
+                (_dig(claim, "spec", "storageClassName") or "") in resize_only
+                and _dig(claim, "status", "phase") == "Bound"
+                and not _dig(claim, "metadata", "deletionTimestamp")
+            ):
+                try:
+                    self._resize_step(claim)
+                except KubeHTTPError as err:
+                    _LOG.warning("claim %s: %s", _claim_key(claim), err)
+                continue
             sc = classes.get(_dig(claim, "spec", "storageClassName") or "")
             if sc is None or _dig(claim, "metadata", "deletionTimestamp"):
                 continue
@@ -222,7 +252,9 @@ def _claim_key(claim: JSON) -> str:
     return f"{claim['metadata']['namespace']}/{claim['metadata']['name']}"
 
 
-def run(creds: Credentials, provisioner: str, interval: float) -> None:
+def run(
+    creds: Credentials, provisioner: str, interval: float, resize_provisioners: Sequence[str] = ()
+) -> None:
     """Reconcile every `interval` seconds until SIGTERM/SIGINT, riding out API outages."""
     stopping = False
 
@@ -233,7 +265,7 @@ def run(creds: Credentials, provisioner: str, interval: float) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     client = KubeHTTP(creds, timeout=5.0)
-    controller = FakeStorageController(client, provisioner)
+    controller = FakeStorageController(client, provisioner, resize_provisioners)
     failing = False
     while not stopping:
         try:
@@ -258,11 +290,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", required=True, type=Path)
     parser.add_argument("--provisioner", default=PROVISIONER)
     parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument(
+        "--resize-provisioner",
+        action="append",
+        default=[],
+        help="also resize (never provision) bound claims of this provisioner's classes",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    run(Credentials(args.server, args.ca, args.cert, args.key), args.provisioner, args.interval)
+    run(
+        Credentials(args.server, args.ca, args.cert, args.key),
+        args.provisioner,
+        args.interval,
+        args.resize_provisioner,
+    )
     return 0
 
 

@@ -10,16 +10,16 @@ import asyncio
 import contextlib
 import os
 import subprocess
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import kr8s
 import kr8s.asyncio
 
 from e2e.controlplane import ControlPlane
+from e2e.polling import apoll, given
 
 T = TypeVar("T")
 
@@ -36,19 +36,10 @@ async def eventually(
     Exceptions from the probe count as "not yet" (the API server may be restarting) and
     the last one is reported if time runs out, so a failure says what was seen last.
     """
-    deadline = time.monotonic() + within
-    last: str = "nothing yet"
-    while True:
-        try:
-            value = await probe()
-            if value is not None and value is not False:
-                return value
-            last = repr(value)
-        except Exception as err:  # retried; reported on timeout
-            last = f"{type(err).__name__}: {err}"
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}; last: {last}")
-        await asyncio.sleep(interval)
+    value = await apoll(
+        probe, within=within, what=what, interval=interval, done=given, retry_on=(Exception,)
+    )
+    return cast(T, value)  # `given` let neither None nor False through
 
 
 @dataclass

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.operator_process import OperatorProcess
 
 WRITE_VERBS = ("apply", "patch", "create", "update", "delete")
-_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
+
+
+def samples_in(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample named ``name`` (a counter's with its ``_total``) in Prometheus ``text``, as
+    (labels, value)."""
+    return [
+        (dict(sample.labels), float(sample.value))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
 
 
 def samples(operator: OperatorProcess, name: str) -> list[tuple[dict[str, str], float]]:
-    """Every sample of metric ``name`` as (labels, value)."""
+    """Every sample of metric ``name`` as (labels, value), read from the operator's /metrics."""
     _, text = operator.http("/metrics")
-    found = []
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match or match["name"] != name:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"] or ""))
-        found.append((labels, float(match["value"])))
-    return found
+    return samples_in(text, name)
 
 
 def writes_by_verb_kind(operator: OperatorProcess) -> Counter[tuple[str, str]]:

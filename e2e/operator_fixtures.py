@@ -83,9 +83,7 @@ def kubectl(kube: HasKubeconfig) -> Kubectl:
 @pytest.fixture(scope="session")
 def restate_crd(kubectl: Kubectl) -> None:
     kubectl.run("apply", "--server-side", "-f", str(REPO / "crd" / "restateclusters.yaml"))
-    kubectl.run(
-        "wait", "--for=condition=Established", "crd/restateclusters.restate.dev", "--timeout=60s"
-    )
+    kubectl.wait_established("restateclusters.restate.dev")
     if kubectl.get("namespace", OPERATOR_NAMESPACE) is None:
         kubectl.run("create", "namespace", OPERATOR_NAMESPACE)
 

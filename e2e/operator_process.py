@@ -12,11 +12,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from e2e.polling import poll
 
 REPO = Path(__file__).resolve().parent.parent
 NO_NETWORK_NODE_ADDRESS = "unix:///nonexistent/restate-op-e2e/{namespace}/{pod}.sock"
@@ -63,6 +64,19 @@ class Kubectl:
         result: dict[str, Any] = json.loads(proc.stdout)
         return result
 
+    def wait_established(self, crd: str, timeout: float = 60) -> None:
+        """Until the CustomResourceDefinition ``crd`` is Established. Polled: ``kubectl wait``
+        fails at once while a new CRD's status has no conditions yet."""
+
+        def established() -> bool:
+            obj = self.get("crd", crd) or {}
+            conditions = (obj.get("status") or {}).get("conditions") or []
+            return any(
+                c.get("type") == "Established" and c.get("status") == "True" for c in conditions
+            )
+
+        wait_for(established, timeout, what=f"CRD {crd} to be Established")
+
     def apply(
         self, manifest: Mapping[str, Any] | str, *extra: str, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
@@ -94,14 +108,7 @@ def wait_for(
     what: str = "condition",
 ) -> Any:
     """Poll until ``predicate`` returns a truthy value; fail with ``what`` on time-out."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    return poll(predicate, within=timeout, what=what, interval=interval)
 
 
 class OperatorProcess:

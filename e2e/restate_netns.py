@@ -31,12 +31,12 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from e2e.polling import TimedOut, poll
 from e2e.procs import ManagedProcess
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -182,9 +182,8 @@ class LoopbackNetns:
             for pid in self.pids():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while self.pids() and time.monotonic() < deadline:
-                time.sleep(0.1)
+            with contextlib.suppress(TimedOut):
+                poll(lambda: not self.pids(), within=10, what="no process left", interval=0.1)
             subprocess.run([IP, "netns", "del", self.name], check=False, capture_output=True)
             self._created = False
         shutil.rmtree(self.etc_dir, ignore_errors=True)
@@ -428,9 +427,10 @@ class LoopbackNetns:
         alive: Callable[[], bool] | None = None,
     ) -> HttpResponse:
         """Poll `url` until it answers `status`; fail early when `alive()` turns false."""
-        deadline = time.monotonic() + timeout
         last = "no answer"
-        while True:
+
+        def answer() -> HttpResponse | None:
+            nonlocal last
             try:
                 response = self.http("GET", url, timeout=2.0)
                 if response.status == status:
@@ -440,9 +440,14 @@ class LoopbackNetns:
                 last = repr(err)
             if alive is not None and not alive():
                 raise NetnsError(f"{url}: process exited while waiting ({last})")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer {status} within {timeout:.0f}s: {last}")
-            time.sleep(0.1)
+            return None
+
+        def timed_out(_: str) -> TimeoutError:
+            return TimeoutError(f"{url} did not answer {status} within {timeout:.0f}s: {last}")
+
+        response = poll(answer, within=timeout, what=url, interval=0.1, fail=timed_out)
+        assert response is not None
+        return response
 
 
 def _ip(*args: str) -> str:

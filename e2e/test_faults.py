@@ -46,8 +46,10 @@ from restate_op.quantity import quantity_bytes
 pytestmark = pytest.mark.usefixtures("restate_crd")
 
 GIB = 2**30
-#: Every point a crash was injected at in this session, for the coverage check at the end.
+#: Every point a crash was injected at while this module ran, and the crash tests that ran,
+#: for the coverage check when the module is done (see ``every_fault_point_is_exercised``).
 CRASHED_AT: list[str] = []
+CRASH_TESTS_RUN: set[str] = set()
 
 
 def _manifest(name: str, replicas: int = 2, **spec: Any) -> dict[str, Any]:
@@ -79,6 +81,37 @@ CREATE_SWITCHES = _create_switches()
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def _crash_tests(request: pytest.FixtureRequest) -> set[str]:
+    return {
+        item.nodeid
+        for item in request.session.items
+        if item.path == request.path and item.name.startswith("test_crash_")
+    }
+
+
+@pytest.fixture(autouse=True)
+def _note_crash_test(request: pytest.FixtureRequest) -> None:
+    if request.node.name.startswith("test_crash_"):
+        CRASH_TESTS_RUN.add(request.node.nodeid)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def every_fault_point_is_exercised(request: pytest.FixtureRequest) -> Iterator[None]:
+    """When the module is done, in whatever order its tests ran: if every crash test ran
+    here, every template of FAULT_POINTS had a crash injected (else the run fails)."""
+    CRASHED_AT.clear()
+    CRASH_TESTS_RUN.clear()
+    yield
+    crash_tests = _crash_tests(request)
+    expected = len(CREATE_SWITCHES) + len(PRUNE_STEPS) + 1 + len(EXPAND_SWITCHES)
+    if len(crash_tests) < expected or crash_tests != CRASH_TESTS_RUN:
+        return  # only part of the crash tests was selected, or ran in this process
+    exercised = {template_of(p) for p in CRASHED_AT}
+    assert exercised == set(FAULT_POINTS), set(FAULT_POINTS) - exercised
+    assert len(CRASHED_AT) == expected, CRASHED_AT
+    print(f"\n[faults] {len(CRASHED_AT)} crashes at {len(exercised)} kinds of fault point")
 
 
 def _crash_then_recover(
@@ -285,22 +318,6 @@ def test_crash_while_expanding(
     sts = kubectl.json("get", "statefulset", "restate", "-n", name)
     template = sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]
     assert quantity_bytes(template["storage"]) == size
-
-
-def test_every_fault_point_was_exercised(request: pytest.FixtureRequest) -> None:
-    """Runs last in this module: every template of FAULT_POINTS had a crash injected."""
-    crash_tests = [
-        item
-        for item in request.session.items
-        if item.path == request.path and item.name.startswith("test_crash_")
-    ]
-    expected = len(CREATE_SWITCHES) + len(PRUNE_STEPS) + 1 + len(EXPAND_SWITCHES)
-    if len(crash_tests) < expected:
-        pytest.skip("only part of the crash tests was selected")
-    exercised = {template_of(p) for p in CRASHED_AT}
-    assert exercised == set(FAULT_POINTS), set(FAULT_POINTS) - exercised
-    assert len(CRASHED_AT) == expected, CRASHED_AT
-    print(f"\n[faults] {len(CRASHED_AT)} crashes at {len(exercised)} kinds of fault point")
 
 
 # -- API server outage -------------------------------------------------------------------

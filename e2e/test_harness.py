@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import httpx
 import kr8s
 import pytest
 from kr8s.asyncio.objects import (
@@ -455,7 +456,8 @@ async def test_apiserver_restart_is_survived(kube: KubeCluster, namespace: str) 
     await before.create()
 
     await asyncio.to_thread(cp.stop_apiserver)
-    with pytest.raises(Exception):  # noqa: B017 - any transport error: the server is down
+    # The server is down: the connection fails (httpx) or, on a stale one, times out (kr8s).
+    with pytest.raises((httpx.TransportError, kr8s.APITimeoutError)):
         await fetch(ConfigMap, "before", namespace=namespace, api=api)
     await asyncio.sleep(3)
     await asyncio.to_thread(cp.start_apiserver)

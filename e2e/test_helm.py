@@ -333,7 +333,7 @@ def stand_in_crds(kubectl: Kubectl) -> Iterator[None]:
     for path in STAND_IN_CRDS:
         kubectl.run("apply", "-f", str(path))
     for name in names:
-        kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+        kubectl.wait_established(name)
     try:
         yield
     finally:
@@ -977,3 +977,30 @@ def test_uninstall_keeps_the_crd_and_existing_restateclusters(
             assert kubectl.get(obj["kind"], obj["metadata"]["name"], namespace) is None, obj["kind"]
     finally:
         _delete_cluster(kubectl, name)
+
+
+def test_restate_deployments_value_adds_flag_rules_and_crd_only_when_enabled(helm: Helm) -> None:
+    """restateDeployments.enabled (default false): the env that turns the controller on, the
+    rules of rbac.DEPLOYMENT_PERMISSIONS after the default ones, and the generated CRD."""
+
+    def render(values: dict[str, Any] | None) -> dict[tuple[str, str], dict[str, Any]]:
+        objects = helm.template(RELEASE, CHART, RELEASE_NS, values)
+        return {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+    def env(objects: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+        pod = objects[("Deployment", OPERATOR_SA)]["spec"]["template"]["spec"]
+        return {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+
+    off = render(None)
+    assert off[("ClusterRole", OPERATOR_SA)]["rules"] == rbac.CLUSTER_RULES
+    assert ("CustomResourceDefinition", "restatedeployments.restate.dev") not in off
+    assert "RESTATE_DEPLOYMENTS" not in env(off)
+
+    on = render({"restateDeployments": {"enabled": True}})
+    rules = on[("ClusterRole", OPERATOR_SA)]["rules"]
+    assert rules == [*rbac.CLUSTER_RULES, *rbac.DEPLOYMENT_RULES]
+    assert env(on)["RESTATE_DEPLOYMENTS"] == "true"
+    crd = on[("CustomResourceDefinition", "restatedeployments.restate.dev")]
+    generated = yaml.safe_load((REPO / "crd" / "restatedeployments.yaml").read_text())
+    assert crd["spec"] == generated["spec"]
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"

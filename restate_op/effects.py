@@ -115,6 +115,66 @@ class Forget:
     key: tuple[str, str]
 
 
+@dataclass(frozen=True)
+class RemoveFinalizer:
+    """Remove ``finalizer`` from an object, only if it still has ``uid`` (a JSON patch).
+
+    Not a server-side apply: the finalizer may have been added by another manager (the
+    upstream operator uses the same name), and an apply only releases entries it owns.
+    """
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+    uid: str
+    finalizer: str
+
+
+@dataclass(frozen=True)
+class RegisterDeployment:
+    """Register the endpoint ``uri`` with the Restate admin API at ``admin_url``.
+
+    ``POST {admin_url}/deployments`` with ``{"uri", "use_http_11", "force"}``; ``force`` is
+    sent explicitly either way (true when Restate already knows the endpoint and must route
+    to it again, as on a rollback). The admin URL keeps its path: requests are made by
+    appending to it, never by replacing it. The answer is reported per ``version`` in
+    ``Outcome.registrations``; a 4xx is an answer (a rejection), not an error.
+    """
+
+    admin_url: str
+    uri: str
+    version: str
+    use_http11: bool = False
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class DeregisterDeployment:
+    """Remove deployment ``deployment_id`` from Restate (``DELETE .../deployments/{id}``).
+
+    Sent only for a version Restate itself says nothing needs (not the latest of any
+    service, no non-completed invocation pinned to it), so ``force`` is safe; a 404 is done.
+    """
+
+    admin_url: str
+    deployment_id: str
+    version: str
+
+
+@dataclass(frozen=True)
+class QueryRestate:
+    """Read Restate's view (deployments, the latest per service, pinned invocations).
+
+    The executor keeps the answer -- or the failure -- in memory under ``key`` as a
+    ``restate_op.deployment_observe.RestateView``; the next observation reads it from there,
+    so deciding stays pure and one answer serves every RestateDeployment of that Restate.
+    """
+
+    admin_url: str
+    key: tuple[str, str]
+
+
 Effect = (
     Apply
     | Delete
@@ -125,6 +185,10 @@ Effect = (
     | WriteStatus
     | Remember
     | Forget
+    | RemoveFinalizer
+    | RegisterDeployment
+    | DeregisterDeployment
+    | QueryRestate
 )
 
 
@@ -138,6 +202,20 @@ class ProvisionResult:
     message: str
 
 
+@dataclass(frozen=True)
+class RegistrationResult:
+    """What Restate answered to a ``RegisterDeployment``."""
+
+    version: str
+    #: Restate accepted it (2xx), and the id it gave the deployment.
+    accepted: bool
+    deployment_id: str | None = None
+    #: A refusal (4xx): the HTTP status, Restate's error code (e.g. META0006) and its text.
+    status: int | None = None
+    code: str | None = None
+    message: str = ""
+
+
 @dataclass
 class Outcome:
     """What carrying out a decision's effects found; input to the controller's ``conclude``."""
@@ -148,6 +226,8 @@ class Outcome:
     provision: ProvisionResult | None = None
     #: The executor wants the key back this soon (a replaced immutable object).
     requeue_after: float | None = None
+    #: Restate's answers to the ``RegisterDeployment`` effects that ran.
+    registrations: list[RegistrationResult] = field(default_factory=list)
 
     def requeue(self, seconds: float) -> None:
         self.requeue_after = (

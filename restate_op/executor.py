@@ -14,13 +14,17 @@ select.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from restate_op import FIELD_MANAGER
+import httpx
+
+from restate_op import FIELD_MANAGER, restate_admin
 from restate_op.effects import (
     Apply,
     Delete,
+    DeregisterDeployment,
     Effect,
     Emit,
     Forget,
@@ -29,13 +33,16 @@ from restate_op.effects import (
     PatchClaimSize,
     Provision,
     ProvisionResult,
+    QueryRestate,
+    RegisterDeployment,
     Remember,
+    RemoveFinalizer,
     WriteStatus,
 )
 from restate_op.faults import fault_point
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
-from restate_op.kube.errors import KubeError, is_transient, with_retries
+from restate_op.kube.errors import Conflict, KubeError, is_transient, with_retries
 from restate_op.kube.events import EventRecorder
 from restate_op.outcomes import (
     PermanentError,
@@ -100,11 +107,27 @@ class Executor:
         recorder: EventRecorder,
         memory: Memory,
         provision: Provisioner = provision_cluster,
+        admin: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.recorder = recorder
         self.memory = memory
         self._provision = provision
+        #: Restate's admin APIs (the RestateDeployment effects); made on first use.
+        self._admin = admin
+        self._clock = clock
+
+    @property
+    def admin(self) -> httpx.AsyncClient:
+        if self._admin is None:
+            self._admin = restate_admin.new_client()
+        return self._admin
+
+    async def close(self) -> None:
+        if self._admin is not None:
+            await self._admin.aclose()
+            self._admin = None
 
     async def run(self, effects: Sequence[Effect]) -> Outcome:
         """Carry out ``effects`` in order; stop at the first failure (see ``Outcome.error``)."""
@@ -186,6 +209,71 @@ class Executor:
                 self.memory.put(effect.key, effect.value)
             case Forget():
                 self.memory.drop(effect.key)
+            case RegisterDeployment():
+                fault_point(f"before-register-{effect.version}")
+                result = await restate_admin.register(self.admin, effect)
+                outcome.registrations.append(result)
+                if result.accepted:
+                    log.info("registered %s as %s", effect.uri, result.deployment_id)
+                else:
+                    log.warning(
+                        "Restate refused %s (%s %s): %s",
+                        effect.uri,
+                        result.status,
+                        result.code,
+                        result.message,
+                    )
+            case DeregisterDeployment():
+                fault_point(f"before-deregister-{effect.version}")
+                await restate_admin.deregister(self.admin, effect)
+                log.info("deregistered %s (%s)", effect.deployment_id, effect.version)
+            case QueryRestate():
+                view = await restate_admin.read_view(self.admin, effect.admin_url, self._clock())
+                if view.error is not None:
+                    log.warning("could not read Restate's view: %s", view.error)
+                self.memory.put(effect.key, view)
+            case RemoveFinalizer():
+                await self._remove_finalizer(effect)
+
+    async def _remove_finalizer(self, effect: RemoveFinalizer) -> None:
+        """A JSON patch that removes the entry by index, tested against the uid and the
+        entry itself: a namesake or a list changed meanwhile fails the test (422), nothing
+        is written, and the next reconcile tries again."""
+        kind = resources.kind_for(effect.api_version, effect.kind)
+        live = await with_retries(self.client.get, kind, effect.name, effect.namespace)
+        if live is None or live.get("metadata", {}).get("uid") != effect.uid:
+            return
+        finalizers = live["metadata"].get("finalizers") or []
+        if effect.finalizer not in finalizers:
+            return
+        index = finalizers.index(effect.finalizer)
+        fault_point("before-remove-finalizer")
+        try:
+            await with_retries(
+                self.client.patch_json,
+                kind,
+                effect.name,
+                effect.namespace,
+                [
+                    {"op": "test", "path": "/metadata/uid", "value": effect.uid},
+                    {
+                        "op": "test",
+                        "path": f"/metadata/finalizers/{index}",
+                        "value": effect.finalizer,
+                    },
+                    {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+                ],
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                return
+            if exc.status == 422 or isinstance(exc, Conflict):
+                raise TemporaryError(
+                    f"{effect.kind} {effect.name} changed while its finalizer was being "
+                    f"removed; trying again"
+                ) from exc
+            raise
+        log.info("released finalizer %s of %s/%s", effect.finalizer, effect.kind, effect.name)
 
     async def _apply(self, effect: Apply, outcome: Outcome) -> None:
         manifest = effect.manifest

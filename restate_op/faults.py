@@ -64,6 +64,18 @@ FAULT_POINTS: Final[Mapping[str, str]] = MappingProxyType(
             "Pod restate-0 runs and the ProvisionCluster call is about to be sent; "
             "status.provisioned is not set."
         ),
+        "before-register-{version}": (
+            "RestateDeployment: the version's pods are available and its registration with "
+            "Restate's admin API is about to be sent; Restate does not know it yet."
+        ),
+        "before-deregister-{version}": (
+            "RestateDeployment: a retired version is scaled to zero and about to be removed "
+            "from Restate; Restate still lists it (a deregistration the next reconcile sends)."
+        ),
+        "before-remove-finalizer": (
+            "RestateDeployment deletion: every registration is gone; the finalizer is about "
+            "to be released, the object still exists."
+        ),
         "before-status-write-{phase}": (
             "The actions of the reconcile are done; the status (phase {phase}) is about to be "
             "written. Passed only when the status changes."

@@ -26,7 +26,6 @@ from restate_op.children.kube_values import check_kube_values, check_storage_cla
 from restate_op.children.metadata import selector_labels
 from restate_op.children.namespace import desired_namespace, namespace_ownership
 from restate_op.children.pdb import desired_pdb
-from restate_op.children.restate_config import SpecProblem
 from restate_op.children.secret_provider_class import desired_secret_provider_class
 from restate_op.children.service_account import desired_service_account
 from restate_op.children.services import desired_cluster_service, desired_service
@@ -34,6 +33,7 @@ from restate_op.children.statefulset import desired_statefulset
 from restate_op.diff import up_to_date, with_desired_hash
 from restate_op.observe import Observation
 from restate_op.quantity import InvalidQuantity, quantity_bytes
+from restate_op.validation import SpecProblem, validate
 
 #: Kinds the operator prunes when no longer desired (never Namespaces or PVCs).
 PRUNABLE_KINDS = (
@@ -117,7 +117,7 @@ def make_plan(obs: Observation) -> Plan:
     """
     cluster = obs.cluster
     problems = (
-        tuple(restate_config.validate(cluster))
+        tuple(validate(cluster))
         + tuple(check_kube_values(cluster))
         + tuple(check_storage_class(cluster, obs.storage_classes, obs.pvcs))
         + _capability_problems(obs)

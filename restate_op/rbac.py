@@ -191,7 +191,62 @@ PIA_PERMISSION = Permission(
     "applied, and pruned when the role is removed.",
 )
 
+#: Only with the chart's restateDeployments.enabled (the operator's --restate-deployments):
+#: what the RestateDeployment controller needs beyond PERMISSIONS. Kept apart so the default
+#: ClusterRole is unchanged while the controller is off.
+DEPLOYMENT_PERMISSIONS: tuple[Permission, ...] = (
+    Permission(
+        "",
+        "pods",
+        ("patch",),
+        "RestateDeployment: the restate.dev/latest label is applied to the pods of the "
+        "version Restate routes to (a ReplicaSet never relabels running pods).",
+    ),
+    Permission(
+        "",
+        "services",
+        ("delete",),
+        "RestateDeployment: a version's Service is deleted with its ReplicaSet beyond "
+        "revisionHistoryLimit.",
+    ),
+    Permission(
+        "apps",
+        "replicasets",
+        OWN_AND_DELETE,
+        "RestateDeployment: one ReplicaSet per version, scaled to zero when retired, deleted "
+        "beyond revisionHistoryLimit.",
+    ),
+    Permission(
+        "autoscaling",
+        "horizontalpodautoscalers",
+        OWN_AND_DELETE,
+        "RestateDeployment: the per-version HPA of a draining version (spec.autoscaling), "
+        "deleted in every other state.",
+    ),
+    Permission(
+        "restate.dev",
+        "restatedeployments",
+        ("get", *READ, "patch"),
+        "RestateDeployment: cached in an informer; its finalizer is applied, and released "
+        "with a JSON patch tested against the uid after a fresh get.",
+    ),
+    Permission(
+        "restate.dev",
+        "restatedeployments/status",
+        ("patch",),
+        "RestateDeployment status (conditions, per-version list) is server-side applied.",
+    ),
+    Permission(
+        "restate.dev",
+        "restatedeployments/finalizers",
+        ("update",),
+        "Version objects carry an owner reference with blockOwnerDeletion (see "
+        "restateclusters/finalizers).",
+    ),
+)
+
 CLUSTER_RULES: list[Rule] = [p.rule() for p in PERMISSIONS]
+DEPLOYMENT_RULES: list[Rule] = [p.rule() for p in DEPLOYMENT_PERMISSIONS]
 LEASE_RULES: list[Rule] = [p.rule() for p in LEASE_PERMISSIONS]
 PIA_RULE: Rule = PIA_PERMISSION.rule()
 
@@ -233,6 +288,7 @@ def chart_rbac_template() -> str:
         ("clusterRules", PERMISSIONS),
         ("leaseRules", LEASE_PERMISSIONS),
         ("podIdentityRules", (PIA_PERMISSION,)),
+        ("deploymentRules", DEPLOYMENT_PERMISSIONS),
     ):
         parts.append(f'{{{{- define "restate-operator.{name}" }}}}\n')
         parts.append(_rules_yaml(permissions))

@@ -27,6 +27,7 @@ from typing import Any
 
 from restate_op.cluster_controller import RestateClusterController
 from restate_op.controller import Controller, RequiredApi, Result, Watch
+from restate_op.deployment_controller import RestateDeploymentController
 from restate_op.discovery import Discovery, crd_name
 from restate_op.executor import Executor, Memory
 from restate_op.http import HealthServer
@@ -199,7 +200,7 @@ class Operator:
     def _enqueue_everything(self) -> None:
         for name, controller in self.controllers.items():
             for obj in self.caches.list(controller.kind):
-                self.queue.add((name, obj["metadata"]["name"]))
+                self.queue.add((name, object_key(controller.kind, obj)))
 
     async def _rediscover(self) -> None:
         """Notice optional CRDs installed after start-up (say the CSI driver) and watch them."""
@@ -350,6 +351,7 @@ class Operator:
         finally:
             for informer in self.caches.informers:
                 await informer.stop()
+            await self.executor.close()
             await self.http.stop()
 
     async def _drain(self) -> None:
@@ -410,10 +412,25 @@ def _retry_after(error: ReconcileError) -> float | None:
     return getattr(error, "retry_after", None)
 
 
+def object_key(kind: Kind, obj: Mapping[str, Any]) -> str:
+    """A controller's key for one of its objects: the name, or "namespace/name"."""
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}" if kind.namespaced else str(meta["name"])
+
+
 def default_controllers(operator: Operator) -> Sequence[Controller[Any]]:
-    """The controllers this operator runs, sharing the operator's caches and memory."""
-    return [
+    """The controllers this operator runs, sharing the operator's caches and memory.
+
+    The RestateDeployment controller only with ``--restate-deployments`` (off by default
+    until its real-node proof lands).
+    """
+    controllers: list[Controller[Any]] = [
         RestateClusterController(
             operator.caches, operator.memory, operator.settings, lambda: operator.capabilities
         )
     ]
+    if operator.settings.restate_deployments:
+        controllers.append(
+            RestateDeploymentController(operator.caches, operator.memory, operator.settings)
+        )
+    return controllers

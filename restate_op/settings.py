@@ -1,41 +1,181 @@
-"""The operator's own configuration: command-line flags with environment fallbacks."""
+"""The operator's own configuration: command-line flags with environment fallbacks.
+
+One pydantic-settings model holds every flag of ``restate-op run``. Constructed directly
+(``OperatorSettings(concurrency=2)``) it reads nothing but its arguments, so builders and tests
+stay pure; :meth:`OperatorSettings.from_cli` and :meth:`OperatorSettings.from_env` read the
+command line and the environment. A flag wins over its environment variable, which wins over
+the default.
+"""
 
 from __future__ import annotations
 
+import argparse
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    CliSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+_DNS_DOMAIN = re.compile(r"[A-Za-z0-9.-]+")
 
 
-@dataclass(frozen=True)
-class OperatorSettings:
+class OperatorSettings(BaseSettings):
     """Everything the operator was started with that shapes what it builds.
 
-    Builders take this instead of reading the environment, so they stay pure.
+    Builders take this instead of reading the environment, so they stay pure. Each field's
+    environment variable is its name in capitals, except ``LEASE_DURATION`` and ``LEASE_RENEW``
+    for ``lease_duration_seconds`` and ``lease_renew_seconds``; its flag is its name in kebab
+    case, except ``--lease-duration``, ``--lease-renew``, ``--resync`` and ``--status-coalesce``.
+    (The field's own name is accepted as well: ``--resync-seconds``,
+    ``LEASE_DURATION_SECONDS``.)
     """
 
-    operator_namespace: str = "restate-operator"
-    #: Label that selects the operator's own pods (network policy peer for admin/node access).
-    operator_label_name: str = "app.kubernetes.io/name"
-    operator_label_value: str = "restate-operator"
-    #: EKS cluster name for PodIdentityAssociations; unset disables Pod Identity.
-    aws_pod_identity_association_cluster: str | None = None
-    cluster_dns: str = "cluster.local"
-    #: gRPC target of a pod's node port; None: ``<pod>.restate-cluster.<ns>.svc.<dns>:5122``.
-    node_address_template: str | None = None
-    canary_image: str = "alpine:3.21"
-    concurrency: int = 8
-    leader_elect: bool = True
-    lease_name: str = "restate-operator-leader"
+    model_config = SettingsConfigDict(
+        frozen=True,
+        populate_by_name=True,
+        cli_kebab_case=True,
+        cli_hide_none_type=True,
+        cli_shortcuts={"resync-seconds": "resync", "status-coalesce-seconds": "status-coalesce"},
+    )
+
+    kubeconfig: str | None = Field(
+        None, description="kubeconfig file (unset: in-cluster credentials)"
+    )
+    operator_namespace: str = Field(
+        "restate-operator", description="namespace the operator runs in"
+    )
+    operator_label_name: str = Field(
+        "app.kubernetes.io/name",
+        description="label that selects the operator's own pods (the network policy peer "
+        "allowed to reach the admin and node ports)",
+    )
+    operator_label_value: str = Field(
+        "restate-operator", description="value of --operator-label-name on the operator's pods"
+    )
+    aws_pod_identity_association_cluster: str | None = Field(
+        None,
+        description="EKS cluster name; enables PodIdentityAssociations (unset: disabled)",
+    )
+    cluster_dns: str = Field("cluster.local", description="the cluster's DNS domain")
+    node_address_template: str | None = Field(
+        None,
+        description="gRPC target of a Restate pod's node port, with {pod}, {namespace}, "
+        "{cluster_dns} (default {pod}.restate-cluster.{namespace}.svc.{cluster_dns}:5122)",
+    )
+    canary_image: str = Field(
+        "alpine:3.21", description="image of the Job that checks Pod Identity credentials"
+    )
+    concurrency: int = Field(8, ge=1, description="clusters reconciled at once")
+    leader_elect: bool = Field(True, description="take a Lease before reconciling (true|false)")
+    lease_name: str = Field("restate-operator-leader", description="name of the leader Lease")
     #: 20 s / 8 s: a standby takes over within 20 s, and an idle leader sends 7.5 renewals a
     #: minute (client-go's 15 s / 2 s would be 30), keeping idle load under 10 requests/min.
-    lease_duration_seconds: float = 20.0
-    lease_renew_seconds: float = 8.0
-    resync_seconds: float = 300.0
-    #: How long a status that only reports progress (Provisioning, an expansion under way) may
-    #: wait to be written (see restate_op/coalesce.py); 0 writes every change at once.
-    status_coalesce_seconds: float = 1.0
-    http_port: int = 8080
-    log_level: str = "INFO"
-    log_format: str = "json"
+    lease_duration_seconds: float = Field(
+        20.0,
+        validation_alias="lease_duration",
+        description="seconds a Lease is held without renewal before a standby takes over",
+    )
+    lease_renew_seconds: float = Field(
+        8.0, validation_alias="lease_renew", description="seconds between Lease renewals"
+    )
+    resync_seconds: float = Field(
+        300.0, description="seconds between full re-reconciles of every cluster"
+    )
+    #: See restate_op/coalesce.py.
+    status_coalesce_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="seconds a status that only reports progress (Provisioning, an expansion "
+        "under way) may wait to be written, so a quick rollout costs one status write "
+        "(0: write every change at once)",
+    )
+    restate_deployments: bool = Field(
+        False,
+        description="also reconcile RestateDeployments (restate.dev/v1beta1): register their "
+        "versions with Restate's admin API and drain them (true|false; the chart's "
+        "restateDeployments.enabled)",
+    )
+    http_port: int = Field(8080, description="port of /healthz, /readyz and /metrics")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["json", "text"] = Field("json", description="json or text")
+
+    @field_validator(
+        "kubeconfig", "aws_pod_identity_association_cluster", "node_address_template", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("cluster_dns")
+    @classmethod
+    def _dns_domain(cls, value: str) -> str:
+        if not _DNS_DOMAIN.fullmatch(value):
+            raise ValueError(f"--cluster-dns {value!r} must be a DNS domain")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the constructor's arguments: the environment is read by :meth:`from_env`."""
+        return (init_settings,)
+
+    @classmethod
+    def cli(
+        cls, parser: argparse.ArgumentParser | None = None
+    ) -> CliSettingsSource[OperatorSettings]:
+        """The ``run`` flags, added to ``parser`` (or to a new parser named ``restate-op run``)."""
+        return CliSettingsSource(
+            cls, root_parser=parser, cli_prog_name="restate-op run", cli_show_env_vars=True
+        )
+
+    @classmethod
+    def from_cli(
+        cls,
+        argv: Sequence[str] | argparse.Namespace,
+        source: CliSettingsSource[OperatorSettings] | None = None,
+    ) -> OperatorSettings:
+        """Flags (a list, or a namespace that ``source``'s parser parsed), then the environment.
+
+        Raises pydantic's ``ValidationError`` for a value out of range.
+        """
+        source = source or cls.cli()
+        if isinstance(argv, argparse.Namespace):
+            loaded = source(parsed_args=argv)
+        else:
+            loaded = source(args=list(argv))
+        return cls(_cli_settings_source=loaded, **cls._environment())
+
+    @classmethod
+    def from_env(cls) -> OperatorSettings:
+        """The environment variables over the defaults."""
+        return cls(**cls._environment())
+
+    @classmethod
+    def environment_variables(cls) -> dict[str, str]:
+        """Field name → the environment variable that sets it (the documented one)."""
+        names = {}
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            names[name] = (alias if isinstance(alias, str) else name).upper()
+        return names
+
+    @classmethod
+    def _environment(cls) -> dict[str, Any]:
+        return EnvSettingsSource(cls)()
 
 
 @dataclass(frozen=True)

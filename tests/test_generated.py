@@ -14,13 +14,16 @@ def test_generated_set_covers_crd_pkl_chart_and_diagram() -> None:
     assert names == {
         "restateclusters.yaml",
         "RestateCluster.pkl",
+        "restatedeployments.yaml",
+        "RestateDeployment.pkl",
         "restatecluster.md",
+        "restatedeployment.md",
         "_rbac.tpl",
         "README.md",
         "reference.md",
         "lifecycle.py",
     }
-    assert len(artefacts()) == 8
+    assert len(artefacts()) == 12  # the CRDs twice: crd/ and the chart's copies
 
 
 def test_crd_has_cel_rules_printer_columns_and_status() -> None:

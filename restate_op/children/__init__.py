@@ -23,12 +23,10 @@ from restate_op.children.namespace import desired_namespace, namespace_ownership
 from restate_op.children.network_policies import NETWORK_POLICY_NAMES, desired_network_policies
 from restate_op.children.pdb import desired_pdb
 from restate_op.children.restate_config import (
-    SpecProblem,
     config_map_name,
     config_toml,
     effective_auto_provision,
     restate_roles,
-    validate,
 )
 from restate_op.children.secret_provider_class import desired_secret_provider_class
 from restate_op.children.service_account import desired_service_account
@@ -37,7 +35,6 @@ from restate_op.children.statefulset import desired_statefulset, pvc_names
 
 __all__ = [
     "NETWORK_POLICY_NAMES",
-    "SpecProblem",
     "canary_outcome",
     "child_labels",
     "child_metadata",
@@ -63,5 +60,4 @@ __all__ = [
     "pvc_names",
     "restate_roles",
     "selector_labels",
-    "validate",
 ]

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from restate_op.api.models import RestateCluster
-from restate_op.children.restate_config import INVALID_CONFIG, SpecProblem
 from restate_op.quantity import InvalidQuantity, parse_quantity
+from restate_op.validation import INVALID_CONFIG, SpecProblem
 
 _NAME: Final = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DNS_SUBDOMAIN: Final = re.compile(

@@ -3,7 +3,7 @@
 The cluster Namespace enforces ``restricted``. A pod that fails it is not rejected when the
 StatefulSet or Job is applied but when its controller creates the pod, which surfaces only as
 ``FailedCreate`` events: so every pod the operator builds must pass, including the parts the
-user supplies (sidecars, extra volumes), which ``restate_config.validate`` checks.
+user supplies (sidecars, extra volumes), which ``restate_op.validation.validate`` checks.
 """
 
 from __future__ import annotations

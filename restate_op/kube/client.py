@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
@@ -37,6 +37,7 @@ LabelSelector = str | Mapping[str, str]
 USER_AGENT = f"restate-operator/{__version__}"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 JSON = "application/json"
 
 API_REQUESTS = Counter(
@@ -65,7 +66,7 @@ def _metadata(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
     return meta
 
 
-def _encode(body: Mapping[str, Any]) -> bytes:
+def _encode(body: Mapping[str, Any] | Sequence[Any]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -132,7 +133,7 @@ class KubeClient:
         target: Target,
         *,
         params: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | Sequence[Any] | None = None,
         content_type: str = JSON,
         stream: bool = False,
         http_timeout: httpx.Timeout | None = None,
@@ -189,7 +190,7 @@ class KubeClient:
         target: Target,
         *,
         params: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | Sequence[Any] | None = None,
         content_type: str = JSON,
     ) -> Obj:
         async with self._call(
@@ -325,6 +326,19 @@ class KubeClient:
         target = kind.target(namespace, name, subresource)
         return await self._request(
             "patch", kind, "PATCH", target, body=patch, content_type=MERGE_PATCH
+        )
+
+    async def patch_json(
+        self,
+        kind: Kind,
+        name: str,
+        namespace: str | None,
+        operations: Sequence[Mapping[str, Any]],
+    ) -> Obj:
+        """JSON patch (RFC 6902): a failed ``test`` operation is a 422, nothing changed."""
+        target = kind.target(namespace, name)
+        return await self._request(
+            "patch", kind, "PATCH", target, body=list(operations), content_type=JSON_PATCH
         )
 
     async def delete(

@@ -123,6 +123,10 @@ NODE = Kind("v1", "Node", "nodes", namespaced=False)
 CORE_EVENT = Kind("v1", "Event", "events", namespaced=True)
 STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets", namespaced=True)
 JOB = Kind("batch/v1", "Job", "jobs", namespaced=True)
+REPLICA_SET = Kind("apps/v1", "ReplicaSet", "replicasets", namespaced=True)
+HORIZONTAL_POD_AUTOSCALER = Kind(
+    "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", namespaced=True
+)
 POD_DISRUPTION_BUDGET = Kind(
     "policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", namespaced=True
 )
@@ -137,6 +141,9 @@ CUSTOM_RESOURCE_DEFINITION = Kind(
     namespaced=False,
 )
 RESTATE_CLUSTER = Kind("restate.dev/v1", "RestateCluster", "restateclusters", namespaced=False)
+RESTATE_DEPLOYMENT = Kind(
+    "restate.dev/v1beta1", "RestateDeployment", "restatedeployments", namespaced=True
+)
 POD_IDENTITY_ASSOCIATION = Kind(
     "eks.services.k8s.aws/v1alpha1",
     "PodIdentityAssociation",
@@ -171,6 +178,8 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         CORE_EVENT,
         STATEFUL_SET,
         JOB,
+        REPLICA_SET,
+        HORIZONTAL_POD_AUTOSCALER,
         POD_DISRUPTION_BUDGET,
         NETWORK_POLICY,
         STORAGE_CLASS,
@@ -178,6 +187,7 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         EVENT,
         CUSTOM_RESOURCE_DEFINITION,
         RESTATE_CLUSTER,
+        RESTATE_DEPLOYMENT,
         POD_IDENTITY_ASSOCIATION,
         SECURITY_GROUP_POLICY,
         SECRET_PROVIDER_CLASS,

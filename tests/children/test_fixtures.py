@@ -21,9 +21,9 @@ from restate_op.children import (
     desired_service,
     desired_service_account,
     desired_statefulset,
-    validate,
 )
 from restate_op.settings import OperatorSettings
+from restate_op.validation import validate
 from tests.children.helpers import empty_fields, fixture_manifest, load_fixture
 
 SETTINGS = OperatorSettings(aws_pod_identity_association_cluster="eks-prod")

@@ -10,13 +10,12 @@ import pytest
 from restate_op.children.config_map import desired_config_map
 from restate_op.children.restate_config import (
     DEFAULT_ROLES,
-    SpecProblem,
     config_map_name,
     config_toml,
     effective_auto_provision,
     restate_roles,
-    validate,
 )
+from restate_op.validation import SpecProblem, validate
 from tests.children.helpers import make_cluster
 
 

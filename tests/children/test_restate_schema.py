@@ -12,8 +12,8 @@ import tomllib
 
 import pytest
 
-from restate_op.children.restate_config import validate
 from restate_op.children.restate_schema import check_config, env_key, parse_byte_count
+from restate_op.validation import validate
 from tests.children.helpers import make_cluster
 
 

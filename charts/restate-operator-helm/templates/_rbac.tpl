@@ -94,3 +94,39 @@
   resources: ["podidentityassociations"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 {{- end }}
+{{- define "restate-operator.deploymentRules" }}
+# RestateDeployment: the restate.dev/latest label is applied to the pods of the version Restate
+# routes to (a ReplicaSet never relabels running pods).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["patch"]
+# RestateDeployment: a version's Service is deleted with its ReplicaSet beyond
+# revisionHistoryLimit.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["delete"]
+# RestateDeployment: one ReplicaSet per version, scaled to zero when retired, deleted beyond
+# revisionHistoryLimit.
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# RestateDeployment: the per-version HPA of a draining version (spec.autoscaling), deleted in
+# every other state.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# RestateDeployment: cached in an informer; its finalizer is applied, and released with a JSON
+# patch tested against the uid after a fresh get.
+- apiGroups: ["restate.dev"]
+  resources: ["restatedeployments"]
+  verbs: ["get", "list", "watch", "patch"]
+# RestateDeployment status (conditions, per-version list) is server-side applied.
+- apiGroups: ["restate.dev"]
+  resources: ["restatedeployments/status"]
+  verbs: ["patch"]
+# Version objects carry an owner reference with blockOwnerDeletion (see
+# restateclusters/finalizers).
+- apiGroups: ["restate.dev"]
+  resources: ["restatedeployments/finalizers"]
+  verbs: ["update"]
+{{- end }}

@@ -1,0 +1,1 @@
+"""The `real` tier: a real node (kubelet, containerd, CNI) on the local control plane."""

@@ -1,0 +1,213 @@
+"""The RestateDeployment controller: what it watches, how it observes, and its pure reconcile.
+
+The runtime's second controller, registered only with ``--restate-deployments``. Its kind is
+namespaced, so its key is ``namespace/name``. It watches its RestateDeployments; the
+ReplicaSets, Services and HorizontalPodAutoscalers they own (label ``restate.dev/owned-by``,
+whose value is the RestateDeployment's name); the pods of those ReplicaSets (label
+``pod-template-hash``, mapped through their ReplicaSet); and RestateClusters, whose changes
+(Ready or not, gone) concern every RestateDeployment that registers against them.
+
+``observe`` reads only the caches and the operator's memory: Restate's view is whatever the
+last ``QueryRestate`` left there (``restate_op.deployment_decide.view_key``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from restate_op.api.deployment import RestateDeployment
+from restate_op.api.deployment_crd import CRD_NAME, PLURAL, VERSION
+from restate_op.controller import Caches, Conclusion, Decision, RequiredApi, Watch
+from restate_op.deployment_decide import CONTROLLER, conclude, decide, rejection_key, view_key
+from restate_op.deployment_identity import admin_url, version_hash, versioned_name
+from restate_op.deployment_observe import (
+    OWNED_BY_LABEL,
+    TEMPLATE_HASH_LABEL,
+    DeploymentObservation,
+    Rejection,
+    RestateView,
+    recorded_rejections,
+)
+from restate_op.effects import Effect, Outcome
+from restate_op.executor import Memory, controlled_by
+from restate_op.kube import resources
+from restate_op.kube.resources import Kind
+from restate_op.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+#: The objects a RestateDeployment owns carry its name under this label.
+OWNED_SELECTOR = OWNED_BY_LABEL
+#: Pods of ReplicaSets carry the template hash (a ReplicaSet's pods do not copy its labels).
+POD_SELECTOR = TEMPLATE_HASH_LABEL
+
+OWNED_KINDS: tuple[Kind, ...] = (
+    resources.REPLICA_SET,
+    resources.SERVICE,
+    resources.HORIZONTAL_POD_AUTOSCALER,
+)
+
+
+def key_of(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    namespace, _, name = key.partition("/")
+    return namespace, name
+
+
+def _owned_by(obj: Mapping[str, Any]) -> Iterable[str]:
+    meta = obj.get("metadata") or {}
+    owner = (meta.get("labels") or {}).get(OWNED_BY_LABEL)
+    namespace = meta.get("namespace")
+    return [key_of(namespace, owner)] if owner and namespace else []
+
+
+class RestateDeploymentController:
+    name = CONTROLLER
+    kind = resources.RESTATE_DEPLOYMENT
+
+    def __init__(self, caches: Caches, memory: Memory, settings: OperatorSettings) -> None:
+        self.caches = caches
+        self.memory = memory
+        self.settings = settings
+
+    # -- what it watches -----------------------------------------------------------------
+
+    def watches(self) -> Sequence[Watch]:
+        return (
+            Watch(resources.RESTATE_DEPLOYMENT, None, self._by_self),
+            *(Watch(kind, OWNED_SELECTOR, self._by_owner) for kind in OWNED_KINDS),
+            Watch(resources.POD, POD_SELECTOR, self._by_replica_set),
+            Watch(resources.RESTATE_CLUSTER, None, self._by_cluster),
+        )
+
+    def required_apis(self, settings: OperatorSettings) -> Sequence[RequiredApi]:
+        return [
+            RequiredApi(
+                f"restate.dev/{VERSION}",
+                PLURAL,
+                f"{CRD_NAME} (started with --restate-deployments; install the chart with "
+                f"restateDeployments.enabled=true)",
+            )
+        ]
+
+    @staticmethod
+    def _by_self(obj: Mapping[str, Any], _caches: Caches) -> Iterable[str]:
+        meta = obj["metadata"]
+        return [key_of(meta["namespace"], meta["name"])]
+
+    @staticmethod
+    def _by_owner(obj: Mapping[str, Any], _caches: Caches) -> Iterable[str]:
+        return _owned_by(obj)
+
+    @staticmethod
+    def _by_replica_set(obj: Mapping[str, Any], caches: Caches) -> Iterable[str]:
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace")
+        keys: list[str] = []
+        for ref in meta.get("ownerReferences") or []:
+            if ref.get("kind") != "ReplicaSet" or not ref.get("controller"):
+                continue
+            rs = caches.get(resources.REPLICA_SET, namespace, ref.get("name", ""))
+            if rs is not None:
+                keys.extend(_owned_by(rs))
+        return keys
+
+    @staticmethod
+    def _by_cluster(obj: Mapping[str, Any], caches: Caches) -> Iterable[str]:
+        cluster = obj["metadata"]["name"]
+        keys = []
+        for rsd in caches.list(resources.RESTATE_DEPLOYMENT):
+            register = ((rsd.get("spec") or {}).get("restate") or {}).get("register") or {}
+            if register.get("cluster") == cluster:
+                keys.append(key_of(rsd["metadata"]["namespace"], rsd["metadata"]["name"]))
+        return keys
+
+    # -- the reconcile -------------------------------------------------------------------
+
+    def observe(self, key: str) -> DeploymentObservation | None:
+        """The RestateDeployment, what it owns, its cluster and Restate's view as last read;
+        None once it is gone (a deleting one is observed: its finalizer is ours to release)."""
+        namespace, name = split_key(key)
+        raw = self.caches.get(resources.RESTATE_DEPLOYMENT, namespace, name)
+        if raw is None:
+            return None
+        try:
+            rsd = RestateDeployment.model_validate(raw)
+        except ValidationError as exc:
+            # The CRD's schema admits nothing the model refuses; an object that slipped past
+            # it (an older CRD) is left alone rather than acted on half-understood.
+            log.error("RestateDeployment %s does not match the model: %s", key, exc)
+            return None
+        uid = rsd.metadata.uid
+
+        def owned(kind: Kind) -> list[Mapping[str, Any]]:
+            return [
+                obj
+                for obj in self.caches.list(kind, namespace, OWNED_SELECTOR)
+                if controlled_by(obj, uid)
+            ]
+
+        replica_sets = owned(resources.REPLICA_SET)
+        rs_names = {rs["metadata"]["name"] for rs in replica_sets}
+        pods = tuple(
+            pod
+            for pod in self.caches.list(resources.POD, namespace, POD_SELECTOR)
+            if any(
+                ref.get("kind") == "ReplicaSet" and ref.get("name") in rs_names
+                for ref in pod["metadata"].get("ownerReferences") or []
+            )
+        )
+        register = rsd.spec.restate.register
+        cluster = (
+            self.caches.get(resources.RESTATE_CLUSTER, None, register.cluster)
+            if register.cluster is not None
+            else None
+        )
+        admin = admin_url(register, self.settings.cluster_dns)
+        view = self.memory.get(view_key(admin)) if admin is not None else None
+        return DeploymentObservation(
+            rsd=rsd,
+            raw=raw,
+            replica_sets=tuple(replica_sets),
+            services={s["metadata"]["name"]: s for s in owned(resources.SERVICE)},
+            pods=pods,
+            autoscalers={
+                h["metadata"]["name"]: h for h in owned(resources.HORIZONTAL_POD_AUTOSCALER)
+            },
+            cluster=cluster,
+            restate=view if isinstance(view, RestateView) else None,
+            rejections=self._rejections(rsd, rs_names),
+            settings=self.settings,
+        )
+
+    def _rejections(self, rsd: RestateDeployment, rs_names: set[str]) -> dict[str, Rejection]:
+        """Memory first; after a restart, what the status recorded."""
+        found = recorded_rejections(rsd.status)
+        collision = rsd.status.collision_count if rsd.status else None
+        current = versioned_name(rsd.name, version_hash(rsd.spec, collision))
+        for version in {current, *rs_names, *found}:
+            held = self.memory.get(rejection_key(rsd.namespace, version))
+            if isinstance(held, Rejection):
+                found[version] = held
+        return found
+
+    def decide(self, obs: DeploymentObservation, now: float) -> Decision:
+        return decide(obs, now)
+
+    def conclude(
+        self, obs: DeploymentObservation, decision: Decision, outcome: Outcome, now: float
+    ) -> Conclusion:
+        return conclude(obs, decision, outcome, now)
+
+    def forget(self, key: str) -> Sequence[Effect]:
+        return ()
+
+    def update_gauges(self) -> None:
+        return None
