@@ -43,8 +43,11 @@ class Request:
     injected: int | None
 
     @property
-    def key(self) -> tuple[str, str]:
-        return self.method, self.path
+    def key(self) -> tuple[str, str, str]:
+        """What makes a later request a retry of this one: method, path and label selector
+        (two informers may list one path with different selectors)."""
+        selector = urllib.parse.parse_qs(self.query).get("labelSelector", [""])[0]
+        return self.method, self.path, selector
 
 
 @dataclass(frozen=True)
