@@ -123,31 +123,32 @@ async def deregister(client: httpx.AsyncClient, effect: DeregisterDeployment) ->
 async def _sql(client: httpx.AsyncClient, admin: str, query: str) -> list[Mapping[str, Any]]:
     url = admin_request_url(admin, "query")
     what = f"POST {url}"
-    try:
-        response = await client.post(
-            url, json={"query": query}, headers={"Accept": "application/json"}
-        )
-    except httpx.HTTPError as exc:
-        raise _transport(what, exc) from exc
-    if not response.is_success:
-        raise _temporary(what, response)
-    body = _body(response)
+    body = await _read_json(client, "POST", url, what, json={"query": query})
     rows = body.get("rows") if isinstance(body, Mapping) else None
     if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
         raise TemporaryError(f"Restate's answer to {what} has no rows")
     return rows
 
 
-async def _deployments(client: httpx.AsyncClient, admin: str) -> list[Mapping[str, Any]]:
-    url = admin_request_url(admin, "deployments")
-    what = f"GET {url}"
+async def _read_json(
+    client: httpx.AsyncClient, method: str, url: str, what: str, **kwargs: Any
+) -> Any:
+    """The decoded body of a read from the admin API; any failure is temporary."""
     try:
-        response = await client.get(url, headers={"Accept": "application/json"})
+        response = await client.request(
+            method, url, headers={"Accept": "application/json"}, **kwargs
+        )
     except httpx.HTTPError as exc:
         raise _transport(what, exc) from exc
     if not response.is_success:
         raise _temporary(what, response)
-    body = _body(response)
+    return _body(response)
+
+
+async def _deployments(client: httpx.AsyncClient, admin: str) -> list[Mapping[str, Any]]:
+    url = admin_request_url(admin, "deployments")
+    what = f"GET {url}"
+    body = await _read_json(client, "GET", url, what)
     found = body.get("deployments") if isinstance(body, Mapping) else None
     if not isinstance(found, list) or not all(isinstance(d, Mapping) for d in found):
         raise TemporaryError(f"Restate's answer to {what} lists no deployments")
