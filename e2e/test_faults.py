@@ -39,7 +39,9 @@ from e2e.fault_tools import (
 )
 from e2e.metrics import is_leader, write_requests
 from e2e.operator_fixtures import cluster_manifest, condition, phase_of, wait_phase
-from e2e.operator_process import Kubectl, wait_for
+from e2e.operator_process import REPO, Kubectl, wait_for
+from e2e.restate_admin_standin import StandIn, StandInServer
+from e2e.rsd_tools import manifest, posts_for, uri_of, version_of, wait_phases
 from restate_op.faults import FAULT_POINTS, template_of
 from restate_op.quantity import quantity_bytes
 
@@ -83,13 +85,6 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-DEPLOYMENT_FAULT_POINTS = {
-    "before-register-{version}",
-    "before-deregister-{version}",
-    "before-remove-finalizer",
-}
-
-
 def _crash_tests(request: pytest.FixtureRequest) -> set[str]:
     return {
         item.nodeid
@@ -112,14 +107,13 @@ def every_fault_point_is_exercised(request: pytest.FixtureRequest) -> Iterator[N
     CRASH_TESTS_RUN.clear()
     yield
     crash_tests = _crash_tests(request)
-    expected = len(CREATE_SWITCHES) + len(PRUNE_STEPS) + 1 + len(EXPAND_SWITCHES)
+    expected = (
+        len(CREATE_SWITCHES) + len(PRUNE_STEPS) + 1 + len(EXPAND_SWITCHES) + len(RSD_SWITCHES)
+    )
     if len(crash_tests) < expected or crash_tests != CRASH_TESTS_RUN:
         return  # only part of the crash tests was selected, or ran in this process
     exercised = {template_of(p) for p in CRASHED_AT}
-    # The RestateCluster's points; the RestateDeployment's (its controller is off by default)
-    # have no crash test yet.
-    cluster_points = set(FAULT_POINTS) - DEPLOYMENT_FAULT_POINTS
-    assert exercised == cluster_points, cluster_points - exercised
+    assert exercised == set(FAULT_POINTS), set(FAULT_POINTS) - exercised
     assert len(CRASHED_AT) == expected, CRASHED_AT
     print(f"\n[faults] {len(CRASHED_AT)} crashes at {len(exercised)} kinds of fault point")
 
@@ -328,6 +322,84 @@ def test_crash_while_expanding(
     sts = kubectl.json("get", "statefulset", "restate", "-n", name)
     template = sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]
     assert quantity_bytes(template["storage"]) == size
+
+
+# -- RestateDeployment: registration, deregistration, release -------------------------------
+
+RSD_ARGS = ("--leader-elect", "false", "--restate-deployments", "true")
+#: switch -> what the RestateDeployment does to reach it
+RSD_SWITCHES = ("before-register", "before-deregister", "before-remove-finalizer")
+
+
+@pytest.fixture(scope="module")
+def standin(kubectl: Kubectl) -> Iterator[StandIn]:
+    kubectl.run("apply", "--server-side", "-f", str(REPO / "crd" / "restatedeployments.yaml"))
+    kubectl.wait_established("restatedeployments.restate.dev")
+    with StandInServer() as server:
+        yield server.state
+
+
+def _rsd_latest(kubectl: Kubectl, workdir: Path, raw: dict[str, Any]) -> None:
+    """v1 registered and the latest, by a normal operator (stopped again)."""
+    kubectl.apply(raw)
+    with running_operator(kubectl.kubeconfig, workdir, "rsd-setup", args=RSD_ARGS):
+        wait_phases(kubectl, raw["metadata"]["namespace"], **{version_of(raw): "Latest"})
+
+
+@pytest.mark.parametrize("switch", RSD_SWITCHES)
+def test_crash_in_a_restate_deployment(
+    kubectl: Kubectl, workdir: Path, namespace: str, standin: StandIn, switch: str
+) -> None:
+    """Killed just before a request to Restate (or the release), restarted: exactly one
+    registration per version, the deregistration done, the finalizer released, no ghost."""
+    v1_raw = manifest(namespace, standin.url)
+    v1, v1_uri = version_of(v1_raw), uri_of(version_of(v1_raw), namespace)
+    v2_raw = manifest(namespace, standin.url, image="example/greeter:v2")
+    v2, v2_uri = version_of(v2_raw), uri_of(version_of(v2_raw), namespace)
+
+    def ours() -> list[str]:
+        with standin.lock:
+            return sorted(u for u in standin.deployments.values() if f".{namespace}.svc" in u)
+
+    def act() -> None:
+        if switch == "before-register":
+            kubectl.apply(v1_raw)
+        elif switch == "before-deregister":
+            kubectl.apply(v2_raw)  # v1 unused: retired at once (drainDelaySeconds 0)
+        else:
+            kubectl.run("delete", "rsd", "greeter", "-n", namespace, "--wait=false")
+
+    if switch != "before-register":
+        _rsd_latest(kubectl, workdir, v1_raw)
+    crash = start_crash_operator(kubectl.kubeconfig, workdir, switch, RSD_ARGS[2:])
+    try:
+        act()
+        point = wait_crash(crash, switch, f"{namespace}/greeter")
+    finally:
+        crash.kill()
+    CRASHED_AT.append(point)
+
+    with running_operator(kubectl.kubeconfig, workdir, "recovery", args=RSD_ARGS):
+        if switch == "before-register":
+            assert point == f"before-register-{v1}"
+            assert posts_for(standin, v1_uri) == [], "crashed before the request"
+            wait_phases(kubectl, namespace, **{v1: "Latest"})
+            assert len(posts_for(standin, v1_uri)) == 1
+            assert ours() == [v1_uri]
+        elif switch == "before-deregister":
+            assert point == f"before-deregister-{v1}"
+            v1_id = standin.id_of(v1_uri)
+            assert v1_id is not None, "still registered at the crash"
+            wait_phases(kubectl, namespace, **{v2: "Latest", v1: "Retired"})
+            wait_for(lambda: ours() == [v2_uri], 60, what="v1 deregistered, v2 alone")
+            assert len(standin.seen("DELETE", f"/deployments/{v1_id}")) == 1
+            assert len(posts_for(standin, v2_uri)) == 1
+        else:
+            obj = kubectl.get("rsd", "greeter", namespace)
+            assert obj is not None and obj["metadata"].get("finalizers"), "not released yet"
+            assert ours() == [], "deregistered before the crash"
+            wait_for(lambda: kubectl.get("rsd", "greeter", namespace) is None, 60, what="gone")
+            assert len(posts_for(standin, v1_uri)) == 1
 
 
 # -- API server outage -------------------------------------------------------------------

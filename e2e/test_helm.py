@@ -3,9 +3,11 @@
 - ``helm install`` creates the CRD, the RBAC, the Deployment and the Service;
 - the operator, run out of cluster with a token of the chart's own ServiceAccount, takes the
   baseline example to Ready and grows its volume: the chart grants enough;
-- for every verb of every rule in :mod:`restate_op.rbac`, the operator run under a role
-  without just that verb is refused by the API server (a 403 naming verb and resource) and
-  the behaviour needing it fails: the chart grants nothing the operator does not use;
+- for every verb of every rule in :mod:`restate_op.rbac` (the RestateDeployment rules of
+  ``restateDeployments.enabled`` included: the ablation operators run with
+  ``--restate-deployments true``), the operator run under a role without just that verb is
+  refused by the API server (a 403 naming verb and resource) and the behaviour needing it
+  fails: the chart grants nothing the operator does not use;
 - ``helm upgrade`` with a changed CRD schema changes the served schema;
 - ``helm uninstall`` leaves the CRD and the RestateClusters.
 
@@ -30,15 +32,20 @@ from typing import Any
 import pytest
 import yaml
 
+from e2e import rbac_deployment_scenarios as rsd
 from e2e.helm import Helm, kubeconfig_with_token, write_kubeconfig
+from e2e.knative_standin import playing
 from e2e.metrics import is_leader
 from e2e.operator_fixtures import HasKubeconfig, cluster_manifest, condition, wait_phase
 from e2e.operator_process import REPO, Kubectl, OperatorProcess, wait_for
+from e2e.restate_admin_standin import StandInServer
 from restate_op import rbac
 
 CHART = REPO / "charts" / "restate-operator-helm"
 CRD_FILE = REPO / "crd" / "restateclusters.yaml"
 CRD = "restateclusters.restate.dev"
+RSD_CRD_FILE = REPO / "crd" / "restatedeployments.yaml"
+RSD_CRD = "restatedeployments.restate.dev"
 RELEASE = "restate-operator"
 # Not the test operators' `restate-operator`: the chart's Lease (restate-operator-leader in the
 # release namespace) must not meet theirs.
@@ -56,6 +63,7 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/restate"
 STAND_IN_CRDS = (
     REPO / "e2e" / "crds" / "aws-stand-ins.yaml",
     REPO / "e2e" / "crds" / "secrets-store-stand-in.yaml",
+    REPO / "e2e" / "crds" / "knative-serving-stand-in.yaml",
 )
 GIB = 1024**3
 #: How long one RBAC case may take to show its 403 (a repeated Event needs ~5 s).
@@ -65,8 +73,9 @@ Rule = dict[str, list[str]]
 #: (API group, resource, verb), e.g. ("apps", "statefulsets", "delete").
 Triple = tuple[str, str, str]
 
-#: What the chart grants with awsPodIdentityAssociationCluster set: every rule the code has.
-ALL_CLUSTER_RULES: list[Rule] = [*rbac.CLUSTER_RULES, rbac.PIA_RULE]
+#: What the chart grants with awsPodIdentityAssociationCluster and restateDeployments.enabled
+#: set: every rule the code has.
+ALL_CLUSTER_RULES: list[Rule] = [*rbac.CLUSTER_RULES, rbac.PIA_RULE, *rbac.DEPLOYMENT_RULES]
 
 
 def lease(verb: str) -> Triple:
@@ -281,6 +290,8 @@ def _operator_under(identity: Identity, workdir: Path, *args: str) -> OperatorPr
             "true",
             "--aws-pod-identity-association-cluster",
             EKS_CLUSTER,
+            "--restate-deployments",
+            "true",
             *args,
         ],
     )
@@ -319,11 +330,15 @@ def release(helm: Helm, kubectl: Kubectl) -> Iterator[Release]:
 
 @pytest.fixture(scope="module")
 def stand_in_crds(kubectl: Kubectl) -> Iterator[None]:
-    """The optional APIs (Pod Identity, security groups, CSI secrets), so their rules are used.
+    """The optional APIs (Pod Identity, security groups, CSI secrets, Knative Serving), so
+    their rules are used.
 
     Removed again afterwards when this module installed them: other modules test the
-    operator without them.
+    operator without them. The RestateDeployment CRD (this project's own, which the other
+    RestateDeployment modules apply too) is installed and kept.
     """
+    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(RSD_CRD_FILE))
+    kubectl.wait_established(RSD_CRD)
     names = [
         doc["metadata"]["name"]
         for path in STAND_IN_CRDS
@@ -568,6 +583,8 @@ class Scenario:
     name: str
     trigger: Callable[[Kubectl, str], None]
     setup: Callable[[Kubectl, str], None] = lambda _kubectl, _name: None
+    #: Run with every right back, whatever happened.
+    cleanup: Callable[[Kubectl, str], None] = _delete_cluster
 
 
 def _manifest(name: str, *, replicas: int = 1, **spec: Any) -> dict[str, Any]:
@@ -675,6 +692,47 @@ SPC_GONE = Scenario(
 )
 
 
+RSD_NEW = Scenario("a new RestateDeployment", rsd.create(), cleanup=rsd.cleanup)
+RSD_REGISTERED = Scenario(
+    "a RestateDeployment registered: the latest label on its pods",
+    rsd.latest(),
+    cleanup=rsd.cleanup,
+)
+RSD_PRUNED = Scenario(
+    "a new version with revisionHistoryLimit 0: the old one deleted",
+    rsd.roll_out(pin_v1=False, **rsd.NO_HISTORY),
+    rsd.latest(**rsd.NO_HISTORY),
+    cleanup=rsd.cleanup,
+)
+RSD_DRAINING = Scenario(
+    "a pinned old version draining under its own HPA",
+    rsd.roll_out(pin_v1=True, **rsd.AUTOSCALING),
+    rsd.latest(**rsd.AUTOSCALING),
+    cleanup=rsd.cleanup,
+)
+RSD_DRAINED = Scenario(
+    "the drained version retired: its HPA deleted",
+    rsd.unpin_v1(**rsd.AUTOSCALING),
+    rsd.draining_with_autoscaler,
+    cleanup=rsd.cleanup,
+)
+KNATIVE_NEW = Scenario(
+    "a new RestateDeployment in Knative mode", rsd.knative_create(), cleanup=rsd.cleanup
+)
+KNATIVE_NEW_TAG = Scenario(
+    "a new Knative tag: its Route", rsd.knative_new_tag(), rsd.knative_latest(), rsd.cleanup
+)
+KNATIVE_PRUNED = Scenario(
+    "a new Knative tag with revisionHistoryLimit 0: the old Configuration deleted",
+    rsd.knative_new_tag(**rsd.NO_HISTORY),
+    rsd.knative_latest(**rsd.NO_HISTORY),
+    rsd.cleanup,
+)
+RSD_DELETED = Scenario(
+    "a RestateDeployment deleted: the finalizer released", rsd.delete, rsd.latest(), rsd.cleanup
+)
+
+
 def _degraded(kubectl: Kubectl, name: str, _log: str) -> None:
     """The reconcile failed on the refusal: Degraded, and the condition says why."""
     cluster = wait_phase(kubectl, name, "Degraded", timeout=CASE_SECONDS, reason="ApplyRejected")
@@ -723,6 +781,9 @@ def _own(group: str, resource: str, new: Scenario, gone: Scenario | None) -> lis
     return cases
 
 
+FORBIDDEN = rsd.ready_says_forbidden
+HPA = "horizontalpodautoscalers"
+
 #: One case per write verb (list/watch and the Lease are proven at start-up, below).
 CASES: list[Case] = [
     *_own("", "namespaces", FRESH, None),
@@ -741,6 +802,24 @@ CASES: list[Case] = [
     Case("restate.dev", "restateclusters/finalizers", "update", FRESH),
     Case("events.k8s.io", "events", "create", FRESH, _events_dropped),
     Case("events.k8s.io", "events", "patch", PROVISION, _series_dropped),
+    # rbac.DEPLOYMENT_PERMISSIONS (restateDeployments.enabled).
+    Case("", "pods", "patch", RSD_REGISTERED, FORBIDDEN),
+    Case("", "services", "delete", RSD_PRUNED, FORBIDDEN),
+    Case("apps", "replicasets", "create", RSD_NEW, FORBIDDEN),
+    Case("apps", "replicasets", "patch", RSD_NEW, FORBIDDEN),
+    Case("apps", "replicasets", "delete", RSD_PRUNED, FORBIDDEN),
+    Case("autoscaling", HPA, "create", RSD_DRAINING, FORBIDDEN),
+    Case("autoscaling", HPA, "patch", RSD_DRAINING, FORBIDDEN),
+    Case("autoscaling", HPA, "delete", RSD_DRAINED, FORBIDDEN),
+    Case("serving.knative.dev", "configurations", "create", KNATIVE_NEW, FORBIDDEN),
+    Case("serving.knative.dev", "configurations", "patch", KNATIVE_NEW, FORBIDDEN),
+    Case("serving.knative.dev", "configurations", "delete", KNATIVE_PRUNED, FORBIDDEN),
+    Case("serving.knative.dev", "routes", "create", KNATIVE_NEW_TAG, FORBIDDEN),
+    Case("serving.knative.dev", "routes", "patch", KNATIVE_NEW_TAG, FORBIDDEN),
+    Case("restate.dev", "restatedeployments", "get", RSD_DELETED, rsd.finalizer_kept),
+    Case("restate.dev", "restatedeployments", "patch", RSD_NEW, FORBIDDEN),
+    Case("restate.dev", "restatedeployments/status", "patch", RSD_NEW, rsd.no_status),
+    Case("restate.dev", "restatedeployments/finalizers", "update", RSD_NEW, FORBIDDEN),
 ]
 
 #: Start-up runs, several verbs at a time: informers and the elector are independent, each
@@ -816,8 +895,9 @@ def test_informers_and_leader_election_need_every_read_and_lease_verb(
 
 #: The OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift, off by default
 #: in kube-apiserver), emulated by a ValidatingAdmissionPolicy for the ablation identity
-#: only: setting blockOwnerDeletion on an owner reference to a RestateCluster needs `update`
-#: on restateclusters/finalizers, asked of the real authorizer.
+#: only: setting blockOwnerDeletion on an owner reference to a RestateCluster (or a
+#: RestateDeployment) needs `update` on restateclusters/finalizers (restatedeployments/...),
+#: asked of the real authorizer.
 OWNER_REFS_POLICY = "e2e-owner-references-permission-enforcement"
 
 
@@ -825,19 +905,23 @@ def _owner_references_enforcement(user: str) -> list[dict[str, Any]]:
     blocking = (
         "(has(object.metadata.ownerReferences) ? object.metadata.ownerReferences : [])"
         ".filter(r, has(r.blockOwnerDeletion) && r.blockOwnerDeletion"
-        " && r.apiVersion == 'restate.dev/v1' && r.kind == 'RestateCluster'"
+        " && r.apiVersion.startsWith('restate.dev/')"
+        " && r.kind in ['RestateCluster', 'RestateDeployment']"
         " && (oldObject == null || !has(oldObject.metadata.ownerReferences)"
         " || !oldObject.metadata.ownerReferences.exists(o, o.uid == r.uid"
         " && has(o.blockOwnerDeletion) && o.blockOwnerDeletion)))"
     )
+    plural = "(r.kind == 'RestateCluster' ? 'restateclusters' : 'restatedeployments')"
     allowed = (
-        "variables.blocking.all(r, authorizer.group('restate.dev').resource('restateclusters')"
-        ".subresource('finalizers').name(r.name).check('update').allowed())"
+        f"variables.blocking.all(r, authorizer.group('restate.dev').resource({plural})"
+        ".subresource('finalizers').name(r.name)"
+        ".check('update').allowed())"
     )
     message = (
         "'cannot set blockOwnerDeletion if an ownerReference refers to a resource you can not "
         "set finalizers on: User \"' + request.userInfo.username + '\" cannot update resource "
-        '"restateclusters/finalizers" in API group "restate.dev"\''
+        f"\"' + variables.blocking.map(r, {plural})[0] + '/finalizers\" in API group "
+        '"restate.dev"\''
     )
     return [
         {
@@ -862,6 +946,8 @@ def _owner_references_enforcement(user: str) -> list[dict[str, Any]]:
                         "expression": f"request.userInfo.username == '{user}'",
                     }
                 ],
+                # A message may not ask the authorizer: it names the first blocking owner's
+                # kind (a child has one controller).
                 "variables": [{"name": "blocking", "expression": blocking}],
                 "validations": [
                     {"expression": allowed, "messageExpression": message, "reason": "Forbidden"}
@@ -912,7 +998,7 @@ class Ablation:
             assert refused == {case.triple}, f"other refusals: {refused - {case.triple}}"
         finally:
             self._grant_all_but(None, check=case.triple)
-            _delete_cluster(self.kubectl, name)
+            case.scenario.cleanup(self.kubectl, name)
 
 
 @pytest.fixture(scope="module")
@@ -927,6 +1013,10 @@ def ablation(
     kubectl.apply({"apiVersion": "v1", "kind": "List", "items": policy})
     workdir = tmp_path_factory.mktemp("ablation")
     operator = _operator_under(identity, workdir, "--lease-name", "e2e-rbac-ablation")
+    standin = StandInServer().__enter__()
+    rsd.STANDIN.state = standin.state
+    knative = playing(kubectl, None, interval=1.0)
+    knative.__enter__()
     operator.start()
     try:
         operator.wait_ready()
@@ -935,6 +1025,9 @@ def ablation(
     finally:
         code = operator.stop()
         print(f"ablation operator exited with {code}; log: {operator.log_path}")
+        knative.__exit__(None, None, None)
+        standin.__exit__(None, None, None)
+        rsd.STANDIN.state = None
         identity.delete()
         kubectl.run(
             "delete",

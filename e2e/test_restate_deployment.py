@@ -18,20 +18,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from e2e.operator_fixtures import HasKubeconfig
 from e2e.operator_process import REPO, Kubectl, OperatorProcess, wait_for
 from e2e.restate_admin_standin import StandIn, StandInServer
-from restate_op.api.deployment import RestateDeployment
-from restate_op.deployment_identity import endpoint_uri, version_hash, versioned_name
-
-UPSTREAM = REPO / "tests" / "fixtures" / "restatedeployment-upstream.yaml"
-WAIT = 90.0
+from e2e.rsd_tools import WAIT, manifest, posts_for, uri_of, version_of, versions, wait_phases
+from restate_op.api.deployment import EXACTLY_ONE_TARGET_RULE
 
 
 @pytest.fixture(scope="module")
@@ -64,43 +59,7 @@ def rsd_operator(
 
 pytestmark = pytest.mark.usefixtures("rsd_operator")
 
-
-def manifest(namespace: str, url: str, image: str = "example/greeter:v1") -> dict[str, Any]:
-    raw: dict[str, Any] = yaml.safe_load(Path(UPSTREAM).read_text())
-    raw["metadata"] = {"name": "greeter", "namespace": namespace}
-    raw["spec"]["restate"] = {"register": {"url": url}, "drainDelaySeconds": 0}
-    raw["spec"]["template"]["spec"]["containers"][0]["image"] = image
-    return raw
-
-
-def version_of(raw: dict[str, Any]) -> str:
-    spec = RestateDeployment.model_validate(raw).spec
-    return versioned_name(raw["metadata"]["name"], version_hash(spec))
-
-
-def uri_of(version: str, namespace: str) -> str:
-    return endpoint_uri(version, namespace, "cluster.local", None)
-
-
-def versions(kubectl: Kubectl, namespace: str) -> dict[str, dict[str, Any]]:
-    obj = kubectl.get("rsd", "greeter", namespace) or {}
-    return {v["name"]: v for v in (obj.get("status") or {}).get("versions") or []}
-
-
-def wait_phases(kubectl: Kubectl, namespace: str, **wanted: str) -> dict[str, dict[str, Any]]:
-    """Until every named version (keyword: version name) has the phase given."""
-
-    def reached() -> dict[str, dict[str, Any]] | None:
-        found = versions(kubectl, namespace)
-        ok = all(found.get(name, {}).get("phase") == phase for name, phase in wanted.items())
-        return found if ok else None
-
-    result: dict[str, dict[str, Any]] = wait_for(reached, WAIT, what=f"versions {wanted}")
-    return result
-
-
-def posts_for(standin: StandIn, uri: str) -> list[Any]:
-    return [r.body for r in standin.seen("POST", "/deployments") if r.body["uri"] == uri]
+CRD_FILE = REPO / "crd" / "restatedeployments.yaml"
 
 
 def test_rollout_drain_retire_rollback_and_promote(
@@ -241,3 +200,61 @@ def test_the_standin_is_on_loopback_only(standin: StandIn) -> None:
     url = standin.url
     assert url.startswith("http://127.0.0.1:")
     assert standin.reject is None
+
+
+def _without_one_target_rule(node: Any) -> Any:
+    """The CRD as an older one was: without the "exactly one register target" rule."""
+    if isinstance(node, dict):
+        rules = node.get("x-kubernetes-validations")
+        if isinstance(rules, list):
+            kept = [r for r in rules if r.get("rule") != EXACTLY_ONE_TARGET_RULE]
+            node = (
+                {**node, "x-kubernetes-validations": kept}
+                if kept
+                else {k: v for k, v in node.items() if k != "x-kubernetes-validations"}
+            )
+        return {k: _without_one_target_rule(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_one_target_rule(v) for v in node]
+    return node
+
+
+def test_a_spec_the_model_cannot_read_gets_a_status_naming_the_field_until_fixed(
+    kubectl: Kubectl, namespace: str, standin: StandIn
+) -> None:
+    """Stored under an older CRD (one without the one-of rule for register), then the CRD
+    tightened: the operator says which field to fix instead of ignoring the object."""
+    raw = manifest(namespace, standin.url, image="example/greeter:unreadable")
+    version = version_of(raw)  # once fixed
+    raw["spec"]["restate"]["register"]["service"] = {"name": "restate", "namespace": "restate"}
+    crd = kubectl.json("get", "crd", "restatedeployments.restate.dev")
+    loose = _without_one_target_rule(
+        {k: v for k, v in crd.items() if k in ("apiVersion", "kind", "metadata", "spec")}
+    )
+    try:
+        kubectl.run("replace", "-f", "-", stdin=json.dumps(loose))
+        wait_for(
+            lambda: kubectl.apply(raw, "--dry-run=server", check=False).returncode == 0,
+            30,
+            what="the loosened CRD served",
+        )
+        kubectl.apply(raw)
+    finally:
+        kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+
+    def ready() -> dict[str, Any] | None:
+        status = (kubectl.get("rsd", "greeter", namespace) or {}).get("status") or {}
+        found = [c for c in status.get("conditions") or [] if c["type"] == "Ready"]
+        return found[0] if found and found[0].get("reason") == "InvalidSpec" else None
+
+    condition = wait_for(ready, WAIT, what="Ready InvalidSpec")
+    assert condition["status"] == "False"
+    assert "spec.restate.register" in condition["message"] and "fix" in condition["message"]
+    events = kubectl.json("get", "events", "-n", namespace)["items"]
+    assert any(e.get("reason") == "InvalidSpec" for e in events)
+    assert kubectl.json("get", "replicasets", "-n", namespace)["items"] == [], "nothing touched"
+    assert not [r for r in standin.seen("POST", "/deployments") if namespace in r.body["uri"]]
+
+    fixed = {"spec": {"restate": {"register": {"service": None}}}}
+    kubectl.merge_patch("rsd", "greeter", fixed, namespace=namespace)
+    wait_phases(kubectl, namespace, **{version: "Latest"})

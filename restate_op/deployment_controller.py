@@ -14,16 +14,17 @@ last ``QueryRestate`` left there (``restate_op.deployment_decide.view_key``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
+from restate_op import deployment_knative as knative
 from restate_op.api.deployment import RestateDeployment
 from restate_op.api.deployment_crd import CRD_NAME, PLURAL, VERSION
 from restate_op.controller import Caches, Conclusion, Decision, RequiredApi, Watch
-from restate_op.deployment_decide import CONTROLLER, conclude, decide, rejection_key, view_key
-from restate_op.deployment_identity import admin_url, version_hash, versioned_name
+from restate_op.deployment_decide import CONTROLLER, conclude, decide, rejections_key, view_key
+from restate_op.deployment_identity import admin_url
 from restate_op.deployment_observe import (
     OWNED_BY_LABEL,
     TEMPLATE_HASH_LABEL,
@@ -32,11 +33,16 @@ from restate_op.deployment_observe import (
     RestateView,
     recorded_rejections,
 )
-from restate_op.effects import Effect, Outcome
+from restate_op.deployment_unreadable import (
+    UnreadableDeployment,
+    conclude_unreadable,
+    decide_unreadable,
+)
+from restate_op.effects import Effect, Forget, Outcome
 from restate_op.executor import Memory, controlled_by
 from restate_op.kube import resources
 from restate_op.kube.resources import Kind
-from restate_op.settings import OperatorSettings
+from restate_op.settings import Capabilities, OperatorSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,14 @@ OWNED_KINDS: tuple[Kind, ...] = (
     resources.SERVICE,
     resources.HORIZONTAL_POD_AUTOSCALER,
 )
+#: Knative mode, watched only where Knative Serving is served: Configurations and Routes
+#: carry the owned-by label; Revisions are Knative's, labelled with their Configuration.
+KNATIVE_OWNED_KINDS: tuple[Kind, ...] = (resources.KNATIVE_CONFIGURATION, resources.KNATIVE_ROUTE)
+REVISION_SELECTOR = knative.CONFIGURATION_LABEL
+
+
+def _knative(capabilities: Capabilities, _settings: OperatorSettings) -> bool:
+    return capabilities.knative_serving
 
 
 def key_of(namespace: str, name: str) -> str:
@@ -72,10 +86,17 @@ class RestateDeploymentController:
     name = CONTROLLER
     kind = resources.RESTATE_DEPLOYMENT
 
-    def __init__(self, caches: Caches, memory: Memory, settings: OperatorSettings) -> None:
+    def __init__(
+        self,
+        caches: Caches,
+        memory: Memory,
+        settings: OperatorSettings,
+        capabilities: Callable[[], Capabilities] = Capabilities,
+    ) -> None:
         self.caches = caches
         self.memory = memory
         self.settings = settings
+        self.capabilities = capabilities
 
     # -- what it watches -----------------------------------------------------------------
 
@@ -85,6 +106,11 @@ class RestateDeploymentController:
             *(Watch(kind, OWNED_SELECTOR, self._by_owner) for kind in OWNED_KINDS),
             Watch(resources.POD, POD_SELECTOR, self._by_replica_set),
             Watch(resources.RESTATE_CLUSTER, None, self._by_cluster),
+            *(
+                Watch(kind, OWNED_SELECTOR, self._by_owner, enabled=_knative)
+                for kind in KNATIVE_OWNED_KINDS
+            ),
+            Watch(resources.KNATIVE_REVISION, REVISION_SELECTOR, self._by_configuration, _knative),
         )
 
     def required_apis(self, settings: OperatorSettings) -> Sequence[RequiredApi]:
@@ -120,6 +146,13 @@ class RestateDeploymentController:
         return keys
 
     @staticmethod
+    def _by_configuration(obj: Mapping[str, Any], caches: Caches) -> Iterable[str]:
+        meta = obj.get("metadata") or {}
+        name = (meta.get("labels") or {}).get(knative.CONFIGURATION_LABEL, "")
+        config = caches.get(resources.KNATIVE_CONFIGURATION, meta.get("namespace"), name)
+        return _owned_by(config) if config is not None else []
+
+    @staticmethod
     def _by_cluster(obj: Mapping[str, Any], caches: Caches) -> Iterable[str]:
         cluster = obj["metadata"]["name"]
         keys = []
@@ -131,7 +164,7 @@ class RestateDeploymentController:
 
     # -- the reconcile -------------------------------------------------------------------
 
-    def observe(self, key: str) -> DeploymentObservation | None:
+    def observe(self, key: str) -> DeploymentObservation | UnreadableDeployment | None:
         """The RestateDeployment, what it owns, its cluster and Restate's view as last read;
         None once it is gone (a deleting one is observed: its finalizer is ours to release)."""
         namespace, name = split_key(key)
@@ -141,10 +174,10 @@ class RestateDeploymentController:
         try:
             rsd = RestateDeployment.model_validate(raw)
         except ValidationError as exc:
-            # The CRD's schema admits nothing the model refuses; an object that slipped past
-            # it (an older CRD) is left alone rather than acted on half-understood.
+            # Past the CRD (an older one, or a rule it cannot express): not acted on
+            # half-understood, but told which field to fix (restate_op.deployment_unreadable).
             log.error("RestateDeployment %s does not match the model: %s", key, exc)
-            return None
+            return UnreadableDeployment(raw, exc)
         uid = rsd.metadata.uid
 
         def owned(kind: Kind) -> list[Mapping[str, Any]]:
@@ -172,6 +205,29 @@ class RestateDeploymentController:
         )
         admin = admin_url(register, self.settings.cluster_dns)
         view = self.memory.get(view_key(admin)) if admin is not None else None
+        served = self.capabilities().knative_serving
+        configurations = owned(resources.KNATIVE_CONFIGURATION) if served else []
+        config_uids = {c["metadata"].get("uid") for c in configurations}
+        config_names = {c["metadata"]["name"] for c in configurations}
+        routes = (
+            [
+                r
+                for r in self.caches.list(resources.KNATIVE_ROUTE, namespace, OWNED_SELECTOR)
+                if any(controlled_by(r, u) for u in config_uids if u)
+            ]
+            if served
+            else []
+        )
+        revisions = (
+            [
+                r
+                for r in self.caches.list(resources.KNATIVE_REVISION, namespace, REVISION_SELECTOR)
+                if (r["metadata"].get("labels") or {}).get(knative.CONFIGURATION_LABEL)
+                in config_names
+            ]
+            if served
+            else []
+        )
         return DeploymentObservation(
             rsd=rsd,
             raw=raw,
@@ -181,33 +237,44 @@ class RestateDeploymentController:
             autoscalers={
                 h["metadata"]["name"]: h for h in owned(resources.HORIZONTAL_POD_AUTOSCALER)
             },
+            configurations=tuple(configurations),
+            routes={r["metadata"]["name"]: r for r in routes},
+            revisions={r["metadata"]["name"]: r for r in revisions},
+            knative_served=served,
             cluster=cluster,
             restate=view if isinstance(view, RestateView) else None,
-            rejections=self._rejections(rsd, rs_names),
+            rejections=self._rejections(rsd),
             settings=self.settings,
         )
 
-    def _rejections(self, rsd: RestateDeployment, rs_names: set[str]) -> dict[str, Rejection]:
+    def _rejections(self, rsd: RestateDeployment) -> dict[str, Rejection]:
         """Memory first; after a restart, what the status recorded."""
         found = recorded_rejections(rsd.status)
-        collision = rsd.status.collision_count if rsd.status else None
-        current = versioned_name(rsd.name, version_hash(rsd.spec, collision))
-        for version in {current, *rs_names, *found}:
-            held = self.memory.get(rejection_key(rsd.namespace, version))
-            if isinstance(held, Rejection):
-                found[version] = held
+        held = self.memory.get(rejections_key(rsd.namespace, rsd.name))
+        if isinstance(held, Mapping):
+            found.update({k: v for k, v in held.items() if isinstance(v, Rejection)})
         return found
 
-    def decide(self, obs: DeploymentObservation, now: float) -> Decision:
+    def decide(self, obs: DeploymentObservation | UnreadableDeployment, now: float) -> Decision:
+        if isinstance(obs, UnreadableDeployment):
+            return decide_unreadable(obs)
         return decide(obs, now)
 
     def conclude(
-        self, obs: DeploymentObservation, decision: Decision, outcome: Outcome, now: float
+        self,
+        obs: DeploymentObservation | UnreadableDeployment,
+        decision: Decision,
+        outcome: Outcome,
+        now: float,
     ) -> Conclusion:
+        if isinstance(obs, UnreadableDeployment):
+            return conclude_unreadable(obs, decision, now)
         return conclude(obs, decision, outcome, now)
 
     def forget(self, key: str) -> Sequence[Effect]:
-        return ()
+        """Gone: its remembered rejections go with it (a namesake created later starts
+        afresh, and memory does not grow with every RestateDeployment ever seen)."""
+        return (Forget(rejections_key(*split_key(key))),)
 
     def update_gauges(self) -> None:
         return None

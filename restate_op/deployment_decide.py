@@ -22,7 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
+from restate_op import deployment_knative as knative
 from restate_op.api.deployment import (
+    KnativeStatus,
     RestateDeploymentStatus,
     VersionPhase,
     VersionStatus,
@@ -135,8 +137,17 @@ def view_key(admin: str) -> tuple[str, str]:
     return ("restate-view", admin)
 
 
-def rejection_key(namespace: str, version: str) -> tuple[str, str]:
-    return (CONTROLLER, f"{namespace}/{version}")
+def rejections_key(namespace: str, name: str) -> tuple[str, str]:
+    """Where one RestateDeployment's refused registrations are held: a mapping of version
+    name to ``Rejection``, one entry per RestateDeployment, so that deleting it (the
+    controller's ``forget``) drops them all, and a version that goes takes its own along."""
+    return (CONTROLLER, f"rejections/{namespace}/{name}")
+
+
+def held_rejections(versions: list[VersionDecision]) -> dict[str, Rejection]:
+    """What is worth remembering: the refusal of the version the spec describes (only it
+    can be Rejected; an older version's refusal is moot, one that is gone is forgotten)."""
+    return {v.name: v.rejection for v in versions if v.current and v.rejection is not None}
 
 
 def backoff(attempts: int) -> float:
@@ -146,8 +157,11 @@ def backoff(attempts: int) -> float:
 
 def _unsupported(obs: DeploymentObservation) -> str | None:
     spec = obs.rsd.spec
-    if spec.mode == "knative":
-        return "deploymentMode knative is not supported by restate-op yet"
+    if obs.knative and not obs.knative_served:
+        return (
+            "deploymentMode knative, but Knative Serving (serving.knative.dev/v1 "
+            "configurations) is not installed"
+        )
     if spec.restate.register.cloud is not None:
         return "spec.restate.register.cloud (RestateCloudEnvironment) is not supported yet"
     if spec.restate.tunnel_mode == "in-process":
@@ -200,13 +214,20 @@ def _facts(obs: DeploymentObservation, collision_count: int | None) -> list[Fact
     dns = obs.settings.cluster_dns
     path = rsd.spec.restate.service_path
     status = rsd.status
-    current_hash = version_hash(rsd.spec, collision_count)
+    if obs.knative:
+        current_hash = knative.tag(rsd, collision_count)
+    else:
+        current_hash = version_hash(rsd.spec, collision_count)
     current_name = versioned_name(rsd.name, current_hash)
     view = obs.restate if obs.restate is not None and obs.restate.ok else None
 
     def fact(name: str, hash_: str, current: bool, rs: Mapping[str, Any] | None) -> Facts:
         annotations = (rs or {}).get("metadata", {}).get("annotations") or {}
-        computed = endpoint_uri(name, rsd.namespace, dns, path)
+        if obs.knative:
+            # The Route's URL (servicePath is not appended, as upstream), once Knative set it.
+            computed = knative.route_url(obs.routes.get(name)) or ""
+        else:
+            computed = endpoint_uri(name, rsd.namespace, dns, path)
         # An old version keeps the URI it was registered under (servicePath may have moved).
         uri = computed if current else annotations.get(ENDPOINT_ANNOTATION, computed)
         known = view.by_uri(uri) if view is not None else None
@@ -231,7 +252,7 @@ def _facts(obs: DeploymentObservation, collision_count: int | None) -> list[Fact
 
     facts = [fact(current_name, current_hash, True, obs.replica_set(current_name))]
     older = sorted(
-        (rs for rs in obs.replica_sets if rs["metadata"]["name"] != current_name),
+        (rs for rs in obs.version_objects if rs["metadata"]["name"] != current_name),
         key=_created,
         reverse=True,
     )
@@ -246,7 +267,12 @@ def _collision(obs: DeploymentObservation) -> bool:
     """The current version's name is taken by a ReplicaSet of another template."""
     status = obs.rsd.status
     count = status.collision_count if status else None
-    name = versioned_name(obs.rsd.name, version_hash(obs.rsd.spec, count))
+    if obs.knative:
+        if obs.rsd.spec.knative is not None and obs.rsd.spec.knative.tag:
+            return False  # a chosen tag is updated in place: never a collision
+        name = knative.version_name(obs.rsd, count)
+    else:
+        name = versioned_name(obs.rsd.name, version_hash(obs.rsd.spec, count))
     rs = obs.replica_set(name)
     if rs is None:
         return False
@@ -299,6 +325,9 @@ def _decide(obs: DeploymentObservation, now: float) -> DeploymentDecision:
     unsupported = _unsupported(obs)
     if unsupported is not None:
         return DeploymentDecision(phase="Starting", reason="NotSupported", message=unsupported)
+    invalid = knative.invalid_config(rsd) if obs.knative else None
+    if invalid is not None:
+        return DeploymentDecision(phase="Starting", reason="InvalidRestateConfig", message=invalid)
     if obs.deleting and rsd.spec.restate.register.cluster is not None and obs.cluster is None:
         # The Restate it registered with is gone, and every registration with it.
         return DeploymentDecision(
@@ -469,9 +498,7 @@ def conclude(
         if index is None:
             continue
         v = versions[index]
-        key = rejection_key(rsd.namespace, v.name)
         if result.accepted:
-            effects.append(Forget(key))
             versions[index] = replace(
                 v, rejection=None, deployment_id=result.deployment_id or v.deployment_id
             )
@@ -485,7 +512,6 @@ def conclude(
             code=result.code,
             message=result.message,
         )
-        effects.append(Remember(key, rejection))
         code = f"{result.status} {result.code}" if result.code else f"{result.status}"
         transition = MACHINE.transition(v.phase, "Rejected")
         versions[index] = replace(
@@ -500,7 +526,14 @@ def conclude(
         )
         requeue = sooner(requeue, backoff(attempts))
 
+    held = held_rejections(versions)
+    if held != dict(obs.rejections):
+        key = rejections_key(rsd.namespace, rsd.name)
+        effects.append(Remember(key, held) if held else Forget(key))
     status = build_status(obs, decision, versions, now)
+    error = decision.error or outcome.error
+    if error is not None:
+        status = with_error(status, error, obs, now)
     live = obs.raw.get("status")
     if (dict(live) if isinstance(live, Mapping) else {}) != status.to_kube() and not (
         decision.released
@@ -587,9 +620,12 @@ def build_status(
     conditions_of = dict(MACHINE.state(head.phase).conditions)
     rs = obs.replica_set(head.name)
     rs_status = (rs or {}).get("status") or {}
+    knative_status = None
+    if obs.knative:
+        rs_status, desired, knative_status = _knative_figures(obs, head.name, rs)
     available = int(rs_status.get("availableReplicas") or 0)
     ready_reason, ready_message = head.reason, head.message
-    if head.phase == "Latest" and available < desired:
+    if head.phase == "Latest" and available < desired and not obs.knative:
         # Restate routes to it, but not every pod serves yet (a scale-up, a crash).
         conditions_of = {"Ready": "False", "Progressing": "True"}
         ready_reason = "ReplicaSetPodNotAvailable"
@@ -631,9 +667,48 @@ def build_status(
         available_replicas=available,
         unavailable_replicas=max(desired - available, 0),
         collision_count=decision.collision_count,
-        label_selector=",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+        label_selector=None
+        if obs.knative
+        else ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+        knative=knative_status,
         versions=[_version_status(v) for v in versions],
         message=decision.message if head.phase != "Rejected" else f"{head.name}: {head.message}",
+    )
+
+
+def with_error(
+    status: RestateDeploymentStatus, error: ReconcileError, obs: DeploymentObservation, now: float
+) -> RestateDeploymentStatus:
+    """A failed reconcile (a refused write, an API outage, a bug) is what Ready says, with
+    the error's text: the versions' phases alone would hide why nothing moves."""
+    ready = _condition("Ready", False, error.reason, error.message, obs, now)
+    conditions = [ready if c.type == "Ready" else c for c in status.conditions or []]
+    return status.model_copy(update={"conditions": conditions, "message": error.message})
+
+
+def _knative_figures(
+    obs: DeploymentObservation, name: str, config: Mapping[str, Any] | None
+) -> tuple[dict[str, int], int, KnativeStatus]:
+    """Upstream's Knative figures: the latest Revision's actual and desired replicas (else
+    the Configuration's initial-scale, else 1); its names and the Route's URL."""
+    revision_name = knative.latest_revision(config)
+    revision = obs.revisions.get(revision_name or "") or {}
+    rev_status = revision.get("status") or {}
+    actual = int(rev_status.get("actualReplicas") or 0)
+    annotations = ((config or {}).get("metadata") or {}).get("annotations") or {}
+    initial = annotations.get("autoscaling.knative.dev/initial-scale")
+    desired = int(rev_status.get("desiredReplicas") or (initial if initial else 1))
+    route = obs.routes.get(name)
+    figures = {"replicas": actual, "readyReplicas": actual, "availableReplicas": actual}
+    return (
+        figures,
+        desired,
+        KnativeStatus(
+            configuration_name=name if config is not None else None,
+            route_name=name if route is not None else None,
+            url=knative.route_url(route),
+            latest_revision=revision_name,
+        ),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from restate_op import deployment_knative as knative
 from restate_op.deployment_children import (
     autoscaler,
     pod_latest_label,
@@ -63,13 +64,55 @@ def _replicas(ctx: Context, plan: VersionPlan) -> int:
     return desired
 
 
-def apply_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
-    """The version's ReplicaSet and Service, and the latest label on its pods."""
+def _remove_at(plan: VersionPlan) -> str | None:
+    at = plan.verdict.remove_at if plan.phase in ("Draining", "Retired") else None
+    return rfc3339(at) if at is not None else None
+
+
+def _deployment_id(plan: VersionPlan) -> str | None:
+    # A retired version is no longer registered: its old id would only mislead.
+    v = plan.facts
+    return v.deployment_id if plan.phase != "Retired" or v.known else None
+
+
+def apply_knative_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
+    """Knative mode: the version's Configuration, and its Route once the Configuration
+    exists (the Route's owner). Nothing is scaled: Knative scales an unrouted Revision."""
     v = plan.facts
     rsd = ctx.obs.rsd
-    remove_at = plan.verdict.remove_at if plan.phase in ("Draining", "Retired") else None
-    # A retired version is no longer registered: its old id would only mislead.
-    deployment_id = v.deployment_id if plan.phase != "Retired" or v.known else None
+    manifest = knative.configuration(
+        rsd,
+        v.name,
+        v.hash,
+        live=v.replica_set,
+        current=v.current,
+        deployment_id=_deployment_id(plan),
+        remove_at=_remove_at(plan),
+        endpoint=v.uri or None,
+    )
+    if manifest is None or (ctx.obs.deleting and v.replica_set is None):
+        return ()
+    effects: list[Effect] = []
+    if not up_to_date(v.replica_set, manifest):
+        effects.append(
+            Apply(manifest, refuse_foreign_of=None if v.replica_set else rsd.metadata.uid)
+        )
+    config = v.replica_set
+    if config is None or not config.get("metadata", {}).get("uid"):
+        return tuple(effects)
+    route = knative.route(rsd, v.name, v.hash, config)
+    live = ctx.obs.routes.get(v.name)
+    if not up_to_date(live, route) and not (ctx.obs.deleting and live is None):
+        effects.append(Apply(route, refuse_foreign_of=None if live else config["metadata"]["uid"]))
+    return tuple(effects)
+
+
+def apply_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
+    """The version's ReplicaSet and Service, and the latest label on its pods."""
+    if ctx.obs.knative:
+        return apply_knative_version(ctx, plan)
+    v = plan.facts
+    rsd = ctx.obs.rsd
     manifest = replica_set(
         rsd,
         v.name,
@@ -78,8 +121,8 @@ def apply_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
         current=v.current,
         live=v.replica_set,
         latest=plan.routing,
-        deployment_id=deployment_id,
-        remove_at=rfc3339(remove_at) if remove_at is not None else None,
+        deployment_id=_deployment_id(plan),
+        remove_at=_remove_at(plan),
         endpoint=v.uri,
     )
     if manifest is None:
@@ -124,8 +167,9 @@ def register_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
 
 
 def route_latest(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
-    """The stable Service ``<rsd>``, on the version Restate routes new invocations to."""
-    if not plan.routing:
+    """The stable Service ``<rsd>``, on the version Restate routes new invocations to (not
+    in Knative mode: each version has its Route, and no pods of its own to select)."""
+    if not plan.routing or ctx.obs.knative:
         return ()
     rs = replica_set(
         ctx.obs.rsd,
@@ -170,9 +214,16 @@ def prune_history(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
     if plan.history_index < ctx.obs.rsd.spec.history_limit:
         return ()
     namespace = ctx.obs.rsd.namespace
-    effects: list[Effect] = [Delete("apps/v1", "ReplicaSet", namespace, plan.facts.name)]
+    if ctx.obs.knative:
+        # Its Route goes with it (owned by the Configuration).
+        return (Delete(knative.SERVING, "Configuration", namespace, plan.facts.name),)
+    # The Service first: it is owned by the RestateDeployment, and a version is found by its
+    # ReplicaSet, so a Service left behind a deleted ReplicaSet (a crash, a refusal) would
+    # never be deleted; the other way round the next reconcile finishes the work.
+    effects: list[Effect] = []
     if plan.facts.name in ctx.obs.services:
         effects.append(Delete("v1", "Service", namespace, plan.facts.name))
+    effects.append(Delete("apps/v1", "ReplicaSet", namespace, plan.facts.name))
     return tuple(effects)
 
 

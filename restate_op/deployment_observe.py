@@ -130,6 +130,13 @@ class DeploymentObservation:
     pods: tuple[Mapping[str, Any], ...] = ()
     #: The HorizontalPodAutoscalers it owns (one per draining version), by name.
     autoscalers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Knative mode: the Configurations it controls (one per version), any order; the
+    #: Routes they control and the Revisions of those Configurations, by name.
+    configurations: tuple[Mapping[str, Any], ...] = ()
+    routes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    revisions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Whether Knative Serving's API is served (the operator watches it only then).
+    knative_served: bool = False
     #: The target RestateCluster (``register.cluster``), None if it does not exist.
     cluster: Mapping[str, Any] | None = None
     #: Restate's view as last read; None when it was never read (say, after a restart).
@@ -142,8 +149,18 @@ class DeploymentObservation:
     def deleting(self) -> bool:
         return self.rsd.metadata.deletion_timestamp is not None
 
+    @property
+    def knative(self) -> bool:
+        return self.rsd.spec.mode == "knative"
+
+    @property
+    def version_objects(self) -> tuple[Mapping[str, Any], ...]:
+        """One object per version: its ReplicaSet, or in Knative mode its Configuration."""
+        return self.configurations if self.knative else self.replica_sets
+
     def replica_set(self, name: str) -> Mapping[str, Any] | None:
-        return next((rs for rs in self.replica_sets if rs["metadata"]["name"] == name), None)
+        """The version object named ``name`` (a Configuration in Knative mode)."""
+        return next((o for o in self.version_objects if o["metadata"]["name"] == name), None)
 
     def pods_of(self, hash_: str) -> tuple[Mapping[str, Any], ...]:
         return tuple(

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from restate_op import deployment_knative as knative
 from restate_op.api.deployment import VersionPhase, VersionStatus
 from restate_op.deployment_observe import (
     REMOVE_AT_ANNOTATION,
@@ -175,7 +176,11 @@ def cluster(ctx: Context, v: Facts) -> VersionVerdict | None:
 
 
 def pods(ctx: Context, v: Facts) -> VersionVerdict | None:
-    """Registration needs the pods: Restate discovers the services by calling them."""
+    """Registration needs the pods: Restate discovers the services by calling them. In
+    Knative mode, Knative's word instead: the Route serves the latest Revision, Ready."""
+    if ctx.obs.knative:
+        gate = knative.not_serving(v.replica_set, ctx.obs.routes.get(v.name), ctx.obs.revisions)
+        return VersionVerdict("Starting", *gate) if gate is not None else None
     desired = ctx.obs.rsd.spec.desired_replicas
     if desired == 0:
         return VersionVerdict(
@@ -289,6 +294,8 @@ CURRENT_RULES: tuple[Rule, ...] = (
             ("Starting", "ReplicaSetScaling"),
             ("Starting", "ReplicaSetPodNotReady"),
             ("Starting", "ReplicaSetPodNotAvailable"),
+            ("Starting", "ConfigurationNotReady"),
+            ("Starting", "RouteNotReady"),
         ),
         pods,
     ),

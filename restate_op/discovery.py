@@ -35,6 +35,7 @@ class Discovery:
             secret_provider_class=await has(
                 "secrets-store.csi.x-k8s.io/v1", "secretproviderclasses"
             ),
+            knative_serving=await has("serving.knative.dev/v1", "configurations"),
         )
 
     async def missing(self, required: Iterable[RequiredApi]) -> list[RequiredApi]:

@@ -224,6 +224,27 @@ DEPLOYMENT_PERMISSIONS: tuple[Permission, ...] = (
         "deleted in every other state.",
     ),
     Permission(
+        "serving.knative.dev",
+        "configurations",
+        OWN_AND_DELETE,
+        "RestateDeployment in Knative mode: one Configuration per version, deleted beyond "
+        "revisionHistoryLimit. Harmless where Knative Serving is absent.",
+    ),
+    Permission(
+        "serving.knative.dev",
+        "revisions",
+        READ,
+        "RestateDeployment in Knative mode: a version is registered once its latest Revision "
+        "is Ready.",
+    ),
+    Permission(
+        "serving.knative.dev",
+        "routes",
+        OWN,
+        "RestateDeployment in Knative mode: one cluster-local Route per version, whose URL is "
+        "registered; deleted with its Configuration by the garbage collector.",
+    ),
+    Permission(
         "restate.dev",
         "restatedeployments",
         ("get", *READ, "patch"),

@@ -431,6 +431,8 @@ def default_controllers(operator: Operator) -> Sequence[Controller[Any]]:
     ]
     if operator.settings.restate_deployments:
         controllers.append(
-            RestateDeploymentController(operator.caches, operator.memory, operator.settings)
+            RestateDeploymentController(
+                operator.caches, operator.memory, operator.settings, lambda: operator.capabilities
+            )
         )
     return controllers

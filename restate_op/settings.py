@@ -185,3 +185,5 @@ class Capabilities:
     pod_identity_association: bool = False
     security_group_policy: bool = False
     secret_provider_class: bool = False
+    #: Knative Serving (RestateDeployment ``deploymentMode: knative``).
+    knative_serving: bool = False

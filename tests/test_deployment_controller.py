@@ -11,15 +11,20 @@ from restate_op.deployment_controller import (
     POD_SELECTOR,
     RestateDeploymentController,
 )
-from restate_op.deployment_decide import decide, rejection_key, view_key
-from restate_op.deployment_observe import KnownDeployment, Rejection, RestateView
-from restate_op.effects import Apply
+from restate_op.deployment_decide import decide, rejections_key, view_key
+from restate_op.deployment_observe import (
+    DeploymentObservation,
+    KnownDeployment,
+    Rejection,
+    RestateView,
+)
+from restate_op.effects import Apply, Forget
 from restate_op.executor import Memory
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
 from restate_op.rbac import DEPLOYMENT_PERMISSIONS, PERMISSIONS
 from restate_op.runtime import Operator, object_key
-from restate_op.settings import OperatorSettings
+from restate_op.settings import Capabilities, OperatorSettings
 from tests.test_deployment_decide import (
     ADMIN,
     NOW,
@@ -140,10 +145,10 @@ def test_observe_reads_caches_and_restates_view_from_memory() -> None:
     view = RestateView(ADMIN, NOW, (KnownDeployment("dp_1", "http://x", ("Greeter",)),))
     memory.put(view_key(ADMIN), view)
     held = Rejection(generation=1, attempts=2, retry_at=NOW + 60, status=400, message="no")
-    memory.put(rejection_key("default", name_of(raw)), held)
+    memory.put(rejections_key("default", "my-service"), {name_of(raw): held})
 
     obs = ctl.observe("default/my-service")
-    assert obs is not None
+    assert isinstance(obs, DeploymentObservation)
     assert [r["metadata"]["name"] for r in obs.replica_sets] == [name]
     assert [p["metadata"]["name"] for p in obs.pods] == [f"{name}-a"]
     assert obs.cluster == READY_CLUSTER
@@ -158,7 +163,8 @@ def test_a_deleting_rsd_is_still_observed_and_its_cluster_may_be_gone() -> None:
     raw["metadata"]["deletionTimestamp"] = "2027-01-15T08:00:00Z"
     caches.add(resources.RESTATE_DEPLOYMENT, raw)
     obs = RestateDeploymentController(caches, Memory(), SETTINGS).observe("default/my-service")
-    assert obs is not None and obs.deleting and obs.cluster is None and obs.restate is None
+    assert isinstance(obs, DeploymentObservation)
+    assert obs.deleting and obs.cluster is None and obs.restate is None
 
 
 def test_every_kind_watched_with_the_flag_has_list_and_watch_in_the_chart_rules() -> None:
@@ -172,3 +178,60 @@ def test_every_kind_watched_with_the_flag_has_list_and_watch_in_the_chart_rules(
         assert {"list", "watch"} <= granted[(kind.group, kind.plural)], kind
     # The default ClusterRole is unchanged: nothing of the RestateDeployment rules in it.
     assert not any(p.resource.startswith("restatedeployments") for p in PERMISSIONS)
+
+
+def test_a_deleted_rsd_forgets_its_rejections_and_a_namesake_starts_afresh() -> None:
+    caches, memory, ctl, raw = _world()
+    held = Rejection(generation=1, attempts=3, retry_at=NOW + 120, status=400, message="no")
+    memory.put(rejections_key("default", "my-service"), {name_of(raw): held})
+    other = rejections_key("default", "my-service-2")
+    memory.put(other, {"my-service-2-x": held})
+    caches.objects[(resources.RESTATE_DEPLOYMENT, None)].remove(raw)
+    assert ctl.observe("default/my-service") is None
+    effects = ctl.forget("default/my-service")
+    assert effects == (Forget(rejections_key("default", "my-service")),)
+    for effect in effects:
+        assert isinstance(effect, Forget)
+        memory.drop(effect.key)  # what the executor does with it (tests/test_executor.py)
+    assert memory.get(other) is not None, "another RestateDeployment's are kept"
+
+    caches.add(resources.RESTATE_DEPLOYMENT, rsd_raw())
+    obs = ctl.observe("default/my-service")
+    assert isinstance(obs, DeploymentObservation) and obs.rejections == {}
+
+
+def test_knative_kinds_are_watched_only_where_knative_is_served() -> None:
+    caches, memory, _, raw = _world()
+    served = RestateDeploymentController(
+        caches, memory, SETTINGS, lambda: Capabilities(knative_serving=True)
+    )
+    kinds = {resources.KNATIVE_CONFIGURATION, resources.KNATIVE_ROUTE, resources.KNATIVE_REVISION}
+    for watch in served.watches():
+        if watch.kind in kinds:
+            assert watch.enabled(Capabilities(knative_serving=True), SETTINGS)
+            assert not watch.enabled(Capabilities(), SETTINGS)
+    config = {
+        "metadata": {
+            "name": "my-service-v1",
+            "namespace": "default",
+            "uid": "config-uid",
+            "labels": {OWNED_SELECTOR: "my-service"},
+            "ownerReferences": [{"uid": UID, "controller": True}],
+        }
+    }
+    caches.add(resources.KNATIVE_CONFIGURATION, config, OWNED_SELECTOR)
+    revision = {
+        "metadata": {
+            "name": "my-service-v1-00001",
+            "namespace": "default",
+            "labels": {"serving.knative.dev/configuration": "my-service-v1"},
+        }
+    }
+    caches.add(resources.KNATIVE_REVISION, revision, "serving.knative.dev/configuration")
+    keys = _keys(served, resources.KNATIVE_REVISION, revision, caches)
+    assert keys == ["default/my-service"]
+    raw["spec"]["deploymentMode"] = "knative"
+    obs = served.observe("default/my-service")
+    assert isinstance(obs, DeploymentObservation) and obs.knative_served
+    assert [c["metadata"]["name"] for c in obs.configurations] == ["my-service-v1"]
+    assert list(obs.revisions) == ["my-service-v1-00001"]

@@ -10,6 +10,7 @@ server and Restate for the few tests that walk a whole rollout.
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -30,7 +31,7 @@ from restate_op.deployment_decide import (
     backoff,
     conclude,
     decide,
-    rejection_key,
+    rejections_key,
     view_key,
 )
 from restate_op.deployment_effects import PLANNERS
@@ -59,6 +60,7 @@ from restate_op.effects import (
     RemoveFinalizer,
     WriteStatus,
 )
+from restate_op.outcomes import PermanentError
 
 NOW = 1_800_000_000.0
 UID = "rsd-uid"
@@ -302,6 +304,22 @@ def test_a_new_deployment_adds_its_finalizer_then_applies_its_first_version() ->
     assert decision.effects[-1].key == view_key(ADMIN)
 
 
+def test_a_refused_write_is_what_ready_says() -> None:
+    """The RBAC ablation's visible effect: a 403 on any write shows in Ready and the message,
+    the versions' own phases kept."""
+    raw = rsd_raw()
+    obs = observe(raw)
+    decision = decide(obs, NOW)
+    refused = PermanentError('replicasets.apps is forbidden: cannot create resource "x"')
+    conclusion = conclude(obs, decision, Outcome(error=refused), NOW)
+    [write] = of(conclusion.effects, WriteStatus)
+    ready = next(c for c in write.status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "ApplyRejected"
+    assert "forbidden" in ready["message"] and "forbidden" in write.status["message"]
+    assert write.status["versions"][0]["phase"] == "Starting"
+    assert conclusion.error is refused
+
+
 def test_the_service_targets_the_container_port_named_restate() -> None:
     raw = rsd_raw()
     raw["spec"]["template"]["spec"]["containers"][0]["ports"] = [
@@ -502,6 +520,20 @@ def test_retired_versions_beyond_the_history_limit_are_deleted() -> None:
     assert names[0] not in world.replica_sets and names[0] not in world.services
 
 
+def test_a_pruned_versions_service_goes_before_its_replica_set() -> None:
+    """A version is found by its ReplicaSet: deleting that last means a refused or
+    interrupted Service delete is planned again by the next reconcile, not left behind."""
+    world = World(rsd_raw(revisionHistoryLimit=0))
+    old = rolled_out(world)
+    world.raw["spec"]["template"]["spec"]["containers"][0]["image"] = "v2"
+    deletes: list[tuple[str, str]] = []
+    for step in range(12):
+        decision = world.step()
+        deletes += [(d.kind, d.name) for d in of(decision.effects, Delete)]
+        world.now += 400 if step == 5 else 1  # past drainDelaySeconds
+    assert deletes == [("Service", old), ("ReplicaSet", old)]
+
+
 def test_rollback_scales_the_old_version_up_and_registers_it_again() -> None:
     world = World(rsd_raw())
     v1, v2 = roll_to_v2(world)
@@ -556,8 +588,9 @@ def test_a_refused_registration_is_rejected_with_restates_words_and_backs_off() 
     outcome = Outcome(registrations=[replace(META0006, version=name)])
     conclusion = conclude(obs, decision, outcome, world.now)
     [remember] = of(conclusion.effects, Remember)
-    assert remember.key == rejection_key("default", name)
-    assert remember.value.attempts == 1 and remember.value.retry_at == world.now + 30
+    assert remember.key == rejections_key("default", "my-service")
+    [(version, held)] = remember.value.items()
+    assert version == name and held.attempts == 1 and held.retry_at == world.now + 30
     [write] = of(conclusion.effects, WriteStatus)
     [entry] = write.status["versions"]
     assert entry["phase"] == "Rejected" and entry["rejections"] == 1
@@ -615,7 +648,8 @@ def test_a_second_refusal_doubles_the_wait() -> None:
         obs, decision, Outcome(registrations=[replace(META0006, version=name)]), NOW
     )
     [remember] = of(conclusion.effects, Remember)
-    assert remember.value.attempts == 2 and remember.value.retry_at == NOW + 60
+    held = remember.value[name]
+    assert held.attempts == 2 and held.retry_at == NOW + 60
 
 
 def test_an_accepted_registration_forgets_the_rejection() -> None:
@@ -624,7 +658,28 @@ def test_an_accepted_registration_forgets_the_rejection() -> None:
     name = decision.versions[0].name
     accepted = RegistrationResult(name, True, "dp_1")
     conclusion = conclude(obs, decision, Outcome(registrations=[accepted]), NOW)
-    assert Forget(rejection_key("default", name)) in conclusion.effects
+    assert Forget(rejections_key("default", "my-service")) in conclusion.effects
+    assert not of(conclusion.effects, Remember)
+
+
+def test_a_rejected_version_that_goes_is_forgotten() -> None:
+    """The spec moved on from a rejected version: its refusal is not remembered any more
+    (it is an old version now, and one a rollback would retry at once anyway)."""
+    obs = rejected_obs()
+    moved = rsd_raw("my-registry/my-service:v2")
+    moved["metadata"]["generation"] = 2
+    moved["status"] = dict(obs.raw["status"])
+    obs = replace(obs, rsd=RestateDeployment.model_validate(moved), raw=moved, restate=view())
+    decision = decide(obs, NOW)
+    conclusion = conclude(obs, decision, Outcome(), NOW)
+    assert Forget(rejections_key("default", "my-service")) in conclusion.effects
+    assert not of(conclusion.effects, Remember)
+
+
+def test_a_rejection_still_standing_is_not_written_again() -> None:
+    obs = rejected_obs()
+    conclusion = conclude(obs, decide(obs, NOW), Outcome(), NOW)
+    assert not of(conclusion.effects, Remember) and not of(conclusion.effects, Forget)
 
 
 # -- when Restate's answer is missing or suspicious --------------------------------------------
@@ -830,7 +885,6 @@ def test_a_latest_version_short_of_pods_is_not_ready_but_stays_latest() -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        {"deploymentMode": "knative"},
         {"restate": {"register": {"cloud": "env"}}},
     ],
 )
@@ -1046,7 +1100,9 @@ def test_every_declared_verdict_is_reached_by_a_test_here(monkeypatch: pytest.Mo
         return verdict
 
     monkeypatch.setattr(deployment_decide, "judge", recording)
-    for name, test in sorted(globals().items()):
+    # Knative mode's tests live in their own module (which imports this one's helpers).
+    knative_tests = vars(importlib.import_module("tests.test_deployment_knative"))
+    for name, test in [*sorted(globals().items()), *sorted(knative_tests.items())]:
         itself = name == "test_every_declared_verdict_is_reached_by_a_test_here"
         if name.startswith("test_") and not itself and test.__code__.co_argcount == 0:
             test()

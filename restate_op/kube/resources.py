@@ -162,6 +162,11 @@ SECRET_PROVIDER_CLASS = Kind(
     "secretproviderclasses",
     namespaced=True,
 )
+KNATIVE_CONFIGURATION = Kind(
+    "serving.knative.dev/v1", "Configuration", "configurations", namespaced=True
+)
+KNATIVE_ROUTE = Kind("serving.knative.dev/v1", "Route", "routes", namespaced=True)
+KNATIVE_REVISION = Kind("serving.knative.dev/v1", "Revision", "revisions", namespaced=True)
 
 #: Every kind the operator knows, by ``(apiVersion, kind)``.
 KINDS: Mapping[tuple[str, str], Kind] = {
@@ -191,6 +196,9 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         POD_IDENTITY_ASSOCIATION,
         SECURITY_GROUP_POLICY,
         SECRET_PROVIDER_CLASS,
+        KNATIVE_CONFIGURATION,
+        KNATIVE_ROUTE,
+        KNATIVE_REVISION,
     )
 }
 

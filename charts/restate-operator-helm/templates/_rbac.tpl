@@ -115,6 +115,20 @@
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# RestateDeployment in Knative mode: one Configuration per version, deleted beyond
+# revisionHistoryLimit. Harmless where Knative Serving is absent.
+- apiGroups: ["serving.knative.dev"]
+  resources: ["configurations"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# RestateDeployment in Knative mode: a version is registered once its latest Revision is Ready.
+- apiGroups: ["serving.knative.dev"]
+  resources: ["revisions"]
+  verbs: ["list", "watch"]
+# RestateDeployment in Knative mode: one cluster-local Route per version, whose URL is
+# registered; deleted with its Configuration by the garbage collector.
+- apiGroups: ["serving.knative.dev"]
+  resources: ["routes"]
+  verbs: ["list", "watch", "create", "patch"]
 # RestateDeployment: cached in an informer; its finalizer is applied, and released with a JSON
 # patch tested against the uid after a fresh get.
 - apiGroups: ["restate.dev"]
