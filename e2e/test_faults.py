@@ -346,12 +346,28 @@ def _rsd_latest(kubectl: Kubectl, workdir: Path, raw: dict[str, Any]) -> None:
         wait_phases(kubectl, raw["metadata"]["namespace"], **{version_of(raw): "Latest"})
 
 
+def _rsd_gone(kubectl: Kubectl, workdir: Path, namespace: str) -> None:
+    """Deleted and released before the next test: a crash operator must meet only its own."""
+    kubectl.run("delete", "rsd", "greeter", "-n", namespace, "--wait=false", check=False)
+    with running_operator(kubectl.kubeconfig, workdir, "rsd-cleanup", args=RSD_ARGS):
+        wait_for(lambda: kubectl.get("rsd", "greeter", namespace) is None, 60, what="rsd gone")
+
+
 @pytest.mark.parametrize("switch", RSD_SWITCHES)
 def test_crash_in_a_restate_deployment(
     kubectl: Kubectl, workdir: Path, namespace: str, standin: StandIn, switch: str
 ) -> None:
     """Killed just before a request to Restate (or the release), restarted: exactly one
     registration per version, the deregistration done, the finalizer released, no ghost."""
+    try:
+        _crash_in_a_restate_deployment(kubectl, workdir, namespace, standin, switch)
+    finally:
+        _rsd_gone(kubectl, workdir, namespace)
+
+
+def _crash_in_a_restate_deployment(
+    kubectl: Kubectl, workdir: Path, namespace: str, standin: StandIn, switch: str
+) -> None:
     v1_raw = manifest(namespace, standin.url)
     v1, v1_uri = version_of(v1_raw), uri_of(version_of(v1_raw), namespace)
     v2_raw = manifest(namespace, standin.url, image="example/greeter:v2")
@@ -379,27 +395,33 @@ def test_crash_in_a_restate_deployment(
         crash.kill()
     CRASHED_AT.append(point)
 
+    # What the crash left (no operator runs now).
+    v1_id = standin.id_of(v1_uri)
+    if switch == "before-register":
+        assert point == f"before-register-{v1}"
+        assert posts_for(standin, v1_uri) == [], "crashed before the request"
+    elif switch == "before-deregister":
+        assert point == f"before-deregister-{v1}"
+        assert v1_id is not None and ours() == sorted([v1_uri, v2_uri]), "v1 still registered"
+    else:
+        obj = kubectl.get("rsd", "greeter", namespace)
+        assert obj is not None and obj["metadata"].get("finalizers"), "not released yet"
+        assert ours() == [], "deregistered before the crash"
+
     with running_operator(kubectl.kubeconfig, workdir, "recovery", args=RSD_ARGS):
         if switch == "before-register":
-            assert point == f"before-register-{v1}"
-            assert posts_for(standin, v1_uri) == [], "crashed before the request"
             wait_phases(kubectl, namespace, **{v1: "Latest"})
-            assert len(posts_for(standin, v1_uri)) == 1
             assert ours() == [v1_uri]
         elif switch == "before-deregister":
-            assert point == f"before-deregister-{v1}"
-            v1_id = standin.id_of(v1_uri)
-            assert v1_id is not None, "still registered at the crash"
             wait_phases(kubectl, namespace, **{v2: "Latest", v1: "Retired"})
             wait_for(lambda: ours() == [v2_uri], 60, what="v1 deregistered, v2 alone")
             assert len(standin.seen("DELETE", f"/deployments/{v1_id}")) == 1
-            assert len(posts_for(standin, v2_uri)) == 1
         else:
-            obj = kubectl.get("rsd", "greeter", namespace)
-            assert obj is not None and obj["metadata"].get("finalizers"), "not released yet"
-            assert ours() == [], "deregistered before the crash"
             wait_for(lambda: kubectl.get("rsd", "greeter", namespace) is None, 60, what="gone")
-            assert len(posts_for(standin, v1_uri)) == 1
+    # Exactly one registration per version, whatever crashed.
+    assert len(posts_for(standin, v1_uri)) == 1
+    if switch == "before-deregister":
+        assert len(posts_for(standin, v2_uri)) == 1
 
 
 # -- API server outage -------------------------------------------------------------------

@@ -193,7 +193,9 @@ def _view_state(
     if deleted_at is not None and view.read_at < deleted_at + DELETION_STAMP_SECONDS:
         return "stale"
     expected = [f for f in facts if f.deployment_id and f.recorded_phase in ("Latest", "Draining")]
-    if expected and not any(view.by_uri(f.uri) for f in facts):
+    # While deleting, knowing none of them is no reason to register again: nothing is left
+    # to wait for (say, an operator deregistered them all and crashed before the release).
+    if expected and not obs.deleting and not any(view.by_uri(f.uri) for f in facts):
         return "forgotten"
     return "ok"
 

@@ -807,6 +807,22 @@ def test_deletion_with_nothing_pinned_does_not_hang_on_the_latest_version() -> N
     assert world.step().released
 
 
+def test_deletion_releases_when_restate_knows_none_of_the_versions_any_more() -> None:
+    """Found by the crash test at before-remove-finalizer: every version was deregistered,
+    the status still says Latest. A Restate that knows none of them is not "forgotten"
+    (a reason to re-register) while deleting: there is nothing left to wait for."""
+    world = World(rsd_raw())
+    name = rolled_out(world)
+    assert world.raw["status"]["versions"][0]["phase"] == "Latest"
+    world.restate.clear()  # deregistered by the operator that crashed
+    deleting(world)
+    world.read = None  # a restarted operator has no answer yet
+    world.step()
+    decision = world.step()
+    assert decision.view == "ok" and phases(decision) == {name: "Retired"}
+    assert decision.released and of(decision.effects, RemoveFinalizer)
+
+
 def test_deletion_releases_at_once_when_the_target_cluster_is_gone() -> None:
     raw = rsd_raw()
     raw["metadata"]["deletionTimestamp"] = "2027-01-15T08:00:00Z"
