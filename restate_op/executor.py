@@ -228,7 +228,9 @@ class Executor:
                 await restate_admin.deregister(self.admin, effect)
                 log.info("deregistered %s (%s)", effect.deployment_id, effect.version)
             case QueryRestate():
-                view = await restate_admin.read_view(self.admin, effect.admin_url, self._clock())
+                view = await restate_admin.read_view(
+                    self.admin, effect.admin_url, self._clock(), effect.token
+                )
                 if view.error is not None:
                     log.warning("could not read Restate's view: %s", view.error)
                 self.memory.put(effect.key, view)

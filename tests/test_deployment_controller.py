@@ -17,7 +17,7 @@ from restate_op.effects import Apply
 from restate_op.executor import Memory
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
-from restate_op.rbac import DEPLOYMENT_PERMISSIONS, PERMISSIONS
+from restate_op.rbac import CLOUD_TUNNEL_PERMISSIONS, DEPLOYMENT_PERMISSIONS, PERMISSIONS
 from restate_op.runtime import Operator, object_key
 from restate_op.settings import OperatorSettings
 from tests.test_deployment_decide import (
@@ -47,14 +47,23 @@ def test_registered_only_with_the_flag() -> None:
     assert resources.RESTATE_DEPLOYMENT not in watched_off
 
     on = _operator(SETTINGS)
-    assert list(on.controllers) == ["restatecluster", "restatedeployment"]
+    assert list(on.controllers) == [
+        "restatecluster",
+        "restatedeployment",
+        "restatecloudenvironment",
+    ]
     assert "restatedeployments" in [a.plural for a in on._required()]
-    informers = {(i.kind, i.label_selector) for i in on._watch()}
-    assert (resources.RESTATE_DEPLOYMENT, None) in informers
-    assert (resources.REPLICA_SET, OWNED_SELECTOR) in informers
-    assert (resources.HORIZONTAL_POD_AUTOSCALER, OWNED_SELECTOR) in informers
-    assert (resources.POD, POD_SELECTOR) in informers
-    # One informer per (kind, selector), shared with the RestateCluster controller.
+    assert "restatecloudenvironments" in [a.plural for a in on._required()]
+    informers = {(i.kind, i.label_selector, i.namespace) for i in on._watch()}
+    assert (resources.RESTATE_DEPLOYMENT, None, None) in informers
+    assert (resources.REPLICA_SET, OWNED_SELECTOR, None) in informers
+    assert (resources.HORIZONTAL_POD_AUTOSCALER, OWNED_SELECTOR, None) in informers
+    assert (resources.POD, POD_SELECTOR, None) in informers
+    assert (resources.RESTATE_CLOUD_ENVIRONMENT, None, None) in informers
+    # Secrets only from the operator's namespace, one informer for both controllers.
+    assert (resources.SECRET, None, "restate-operator") in informers
+    assert not any(k == resources.SECRET and n is None for k, _s, n in informers)
+    # One informer per (kind, selector, namespace), shared with the RestateCluster controller.
     assert len(informers) == len(on.caches.informers)
 
 
@@ -163,7 +172,7 @@ def test_a_deleting_rsd_is_still_observed_and_its_cluster_may_be_gone() -> None:
 
 def test_every_kind_watched_with_the_flag_has_list_and_watch_in_the_chart_rules() -> None:
     granted: dict[tuple[str, str], set[str]] = {}
-    for p in (*PERMISSIONS, *DEPLOYMENT_PERMISSIONS):
+    for p in (*PERMISSIONS, *DEPLOYMENT_PERMISSIONS, *CLOUD_TUNNEL_PERMISSIONS):
         granted.setdefault((p.group, p.resource), set()).update(p.verbs)
     for informer in _operator(SETTINGS)._watch():
         kind = informer.kind
