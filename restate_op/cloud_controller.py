@@ -7,6 +7,8 @@ is cluster-scoped, so its key is the name. It watches its RCEs; the tunnel Deplo
 Services and PodDisruptionBudgets (label ``app.kubernetes.io/name:
 restate-cloud-tunnel-client``) and the Secrets, both in the operator's namespace only
 (Secrets are never cached cluster-wide), a Secret mapping to every RCE whose token it holds.
+All of it only while the RCE CRD is served (an optional API, like the AWS ones): an operator
+whose RestateDeployments never use Restate Cloud needs only the RestateDeployment CRD.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from restate_op.api.cloud import RestateCloudEnvironment
-from restate_op.api.cloud_crd import CRD_NAME, PLURAL, VERSION
 from restate_op.cloud_children import TUNNEL_SELECTOR
 from restate_op.cloud_decide import CONTROLLER, CloudObservation, conclude, decide
 from restate_op.controller import Caches, Conclusion, Decision, RequiredApi, Watch
@@ -26,7 +27,7 @@ from restate_op.effects import Effect, Outcome
 from restate_op.executor import controlled_by
 from restate_op.kube import resources
 from restate_op.kube.resources import Kind
-from restate_op.settings import OperatorSettings
+from restate_op.settings import Capabilities, OperatorSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,12 @@ OWNED_KINDS: tuple[Kind, ...] = (
     resources.SERVICE,
     resources.POD_DISRUPTION_BUDGET,
 )
+
+
+def served(capabilities: Capabilities, _settings: OperatorSettings) -> bool:
+    """The RCE CRD is optional: without it nothing of Restate Cloud is watched (and no Secret
+    is cached); installed later, the runtime's re-discovery starts the watches."""
+    return capabilities.restate_cloud_environment
 
 
 def _owner(obj: Mapping[str, Any], _caches: Caches) -> Iterable[str]:
@@ -53,20 +60,18 @@ class RestateCloudEnvironmentController:
     def watches(self) -> Sequence[Watch]:
         namespace = self.settings.operator_namespace
         return (
-            Watch(self.kind, None, lambda obj, _c: [obj["metadata"]["name"]]),
-            *(Watch(k, TUNNEL_SELECTOR, _owner, namespace=namespace) for k in OWNED_KINDS),
-            Watch(resources.SECRET, None, self._by_secret, namespace=namespace),
+            Watch(self.kind, None, lambda obj, _c: [obj["metadata"]["name"]], enabled=served),
+            *(
+                Watch(k, TUNNEL_SELECTOR, _owner, namespace=namespace, enabled=served)
+                for k in OWNED_KINDS
+            ),
+            Watch(resources.SECRET, None, self._by_secret, namespace=namespace, enabled=served),
         )
 
     def required_apis(self, settings: OperatorSettings) -> Sequence[RequiredApi]:
-        return [
-            RequiredApi(
-                f"restate.dev/{VERSION}",
-                PLURAL,
-                f"{CRD_NAME} (started with --restate-deployments; install the chart with "
-                f"restateDeployments.enabled=true)",
-            )
-        ]
+        """None: the CRD is optional (see ``served``); the chart installs it with the
+        RestateDeployment one."""
+        return []
 
     def _by_secret(self, obj: Mapping[str, Any], caches: Caches) -> Iterable[str]:
         secret = obj["metadata"]["name"]

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from restate_op.api.deployment import RestateDeployment
 from restate_op.api.deployment_crd import CRD_NAME, PLURAL, VERSION
+from restate_op.cloud_controller import served
 from restate_op.cloud_identity import cloud_access
 from restate_op.controller import Caches, Conclusion, Decision, RequiredApi, Watch
 from restate_op.deployment_decide import CONTROLLER, conclude, decide, rejection_key, view_key
@@ -90,12 +91,13 @@ class RestateDeploymentController:
             *(Watch(kind, OWNED_SELECTOR, self._by_owner) for kind in OWNED_KINDS),
             Watch(resources.POD, POD_SELECTOR, self._by_replica_set),
             Watch(resources.RESTATE_CLUSTER, None, self._by_cluster),
-            Watch(resources.RESTATE_CLOUD_ENVIRONMENT, None, self._by_cloud),
+            Watch(resources.RESTATE_CLOUD_ENVIRONMENT, None, self._by_cloud, enabled=served),
             Watch(
                 resources.SECRET,
                 None,
                 self._by_secret,
                 namespace=self.settings.operator_namespace,
+                enabled=served,
             ),
         )
 

@@ -205,8 +205,12 @@ class OperatorSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """Optional APIs discovered on the cluster (ACK Pod Identity, VPC security groups)."""
+    """Optional APIs discovered on the cluster (ACK Pod Identity, VPC security groups, the
+    CSI secrets store, RestateCloudEnvironment)."""
 
     pod_identity_association: bool = False
     security_group_policy: bool = False
     secret_provider_class: bool = False
+    #: The RestateCloudEnvironment CRD: optional, so RestateDeployments that never use
+    #: Restate Cloud need only their own CRD.
+    restate_cloud_environment: bool = False

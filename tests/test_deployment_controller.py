@@ -19,7 +19,7 @@ from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
 from restate_op.rbac import CLOUD_TUNNEL_PERMISSIONS, DEPLOYMENT_PERMISSIONS, PERMISSIONS
 from restate_op.runtime import Operator, object_key
-from restate_op.settings import OperatorSettings
+from restate_op.settings import Capabilities, OperatorSettings
 from tests.test_deployment_decide import (
     ADMIN,
     NOW,
@@ -53,7 +53,12 @@ def test_registered_only_with_the_flag() -> None:
         "restatecloudenvironment",
     ]
     assert "restatedeployments" in [a.plural for a in on._required()]
-    assert "restatecloudenvironments" in [a.plural for a in on._required()]
+    # The RCE CRD is optional: not waited for, its watches only once it is served.
+    assert "restatecloudenvironments" not in [a.plural for a in on._required()]
+    without_rce = {i.kind for i in _operator(SETTINGS)._watch()}
+    assert resources.RESTATE_CLOUD_ENVIRONMENT not in without_rce
+    assert resources.SECRET not in without_rce
+    on.capabilities = Capabilities(restate_cloud_environment=True)
     informers = {(i.kind, i.label_selector, i.namespace) for i in on._watch()}
     assert (resources.RESTATE_DEPLOYMENT, None, None) in informers
     assert (resources.REPLICA_SET, OWNED_SELECTOR, None) in informers
@@ -174,7 +179,9 @@ def test_every_kind_watched_with_the_flag_has_list_and_watch_in_the_chart_rules(
     granted: dict[tuple[str, str], set[str]] = {}
     for p in (*PERMISSIONS, *DEPLOYMENT_PERMISSIONS, *CLOUD_TUNNEL_PERMISSIONS):
         granted.setdefault((p.group, p.resource), set()).update(p.verbs)
-    for informer in _operator(SETTINGS)._watch():
+    everything = _operator(SETTINGS)
+    everything.capabilities = Capabilities(restate_cloud_environment=True)
+    for informer in everything._watch():
         kind = informer.kind
         if kind in (resources.POD_IDENTITY_ASSOCIATION,):
             continue
