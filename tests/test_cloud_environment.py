@@ -8,15 +8,19 @@ import copy
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from restate_op.api.cloud import RestateCloudEnvironment, spec_problems
 from restate_op.api.cloud_crd import FINALIZER, restatecloudenvironment_crd
+from restate_op.api.pkl import restatecloudenvironment_pkl
+from restate_op.api.reference import reference_markdown
 from restate_op.cloud_children import tunnel_deployment, tunnel_pdb, tunnel_service
 from restate_op.cloud_decide import MACHINE, CloudObservation, conclude, decide, declared
 from restate_op.effects import Apply, Delete, Emit, Outcome, RemoveFinalizer, WriteStatus
 from restate_op.outcomes import child_conflict
 from restate_op.settings import OperatorSettings
+from tests.test_deployment_api import pruned_paths
 
 NOW = 1_800_000_000.0
 SETTINGS = OperatorSettings(operator_namespace="ops")
@@ -344,3 +348,53 @@ def test_deletion_releases_upstreams_finalizer_only() -> None:
     assert [type(e) for e in decision.effects] == [RemoveFinalizer]
     obj["metadata"]["finalizers"] = []
     assert decide(observe(obj), NOW).effects == ()
+
+
+UPSTREAM_EXAMPLE = """
+apiVersion: restate.dev/v1beta1
+kind: RestateCloudEnvironment
+metadata:
+  name: my-env
+spec:
+  environmentId: env_201hy8f1ab2c3d4e5f6g7h8j9k
+  region: us
+  signingPublicKey: publickeyv1_abc123
+  authentication:
+    secret:
+      name: my-env-token
+      key: token
+  tunnel:
+    remoteProxy: true
+    replicas: 3
+    imagePullPolicy: IfNotPresent
+    env:
+      - name: RUST_LOG
+        value: debug
+    resources:
+      requests: {cpu: 500m, memory: 512Mi}
+    dnsPolicy: ClusterFirst
+    tolerations:
+      - key: dedicated
+        operator: Equal
+        value: restate
+        effect: NoSchedule
+    nodeSelector: {pool: tunnels}
+    affinity: {}
+"""
+
+
+def test_an_upstream_manifest_validates_and_nothing_is_pruned() -> None:
+    obj = yaml.safe_load(UPSTREAM_EXAMPLE)
+    rce = model(obj)
+    assert rce.spec.tunnel_spec.desired_replicas == 3
+    schema = restatecloudenvironment_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert pruned_paths(obj, schema) == []
+
+
+def test_pkl_and_reference_cover_the_environment() -> None:
+    pkl = restatecloudenvironment_pkl()
+    assert "module RestateCloudEnvironment" in pkl and "environmentId: String" in pkl
+    reference = reference_markdown()
+    assert "# RestateCloudEnvironment field reference" in reference
+    assert "`spec.tunnel.remoteProxy`" in reference
+    assert "--cloud-admin-url-template" in reference
