@@ -317,9 +317,13 @@ class Executor:
         )
         if not found or all(controlled_by(obj, owner_uid) for obj in found):
             return
+        owner = next(
+            (r["kind"] for r in meta.get("ownerReferences") or [] if r.get("uid") == owner_uid),
+            "RestateCluster",
+        )
         raise child_conflict(
             f"{manifest['kind']} {meta['name']} already exists in namespace "
-            f"{meta.get('namespace')} and is not managed by this RestateCluster; the operator "
+            f"{meta.get('namespace')} and is not managed by this {owner}; the operator "
             f"leaves it alone. Delete or rename it so that the operator can create its own."
         )
 
