@@ -35,6 +35,7 @@ class Discovery:
             secret_provider_class=await has(
                 "secrets-store.csi.x-k8s.io/v1", "secretproviderclasses"
             ),
+            restate_cloud_environment=await has("restate.dev/v1beta1", "restatecloudenvironments"),
         )
 
     async def missing(self, required: Iterable[RequiredApi]) -> list[RequiredApi]:

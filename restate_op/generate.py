@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from restate_op.api.cloud_crd import restatecloudenvironment_crd
 from restate_op.api.crd import restatecluster_crd
 from restate_op.api.deployment_crd import restatedeployment_crd
-from restate_op.api.pkl import restatecluster_pkl, restatedeployment_pkl
+from restate_op.api.pkl import (
+    restatecloudenvironment_pkl,
+    restatecluster_pkl,
+    restatedeployment_pkl,
+)
 from restate_op.api.reference import reference_markdown
 from restate_op.machine import (
+    CLOUD_STATES_FILE,
     DEPLOYMENT_STATES_FILE,
     STATES_FILE,
     Machine,
@@ -50,10 +57,25 @@ def chart_crd_template() -> str:
     return "{{- if .Values.installCrds }}\n" + GENERATED_HEADER + body + "{{- end }}\n"
 
 
+def cloud_crd_yaml() -> str:
+    """The RestateCloudEnvironment CRD (the chart's copy: ``chart_cloud_crd_template``)."""
+    return GENERATED_HEADER + yaml.safe_dump(
+        restatecloudenvironment_crd(), sort_keys=False, width=100
+    )
+
+
 def chart_deployment_crd_template() -> str:
     """The chart's RestateDeployment CRD: only with restateDeployments.enabled (and
     installCrds), kept on uninstall like the RestateCluster one."""
-    crd = restatedeployment_crd()
+    return _gated_crd_template(restatedeployment_crd())
+
+
+def chart_cloud_crd_template() -> str:
+    """The chart's RestateCloudEnvironment CRD, under the same gate as RestateDeployment's."""
+    return _gated_crd_template(restatecloudenvironment_crd())
+
+
+def _gated_crd_template(crd: dict[str, Any]) -> str:
     crd["metadata"]["annotations"] = {"helm.sh/resource-policy": "keep"}
     body = yaml.safe_dump(crd, sort_keys=False, width=100)
     if "{{" in body:
@@ -117,6 +139,14 @@ def state_diagram_markdown(
     )
 
 
+def cloud_diagram_markdown() -> str:
+    return state_diagram_markdown(
+        CLOUD_STATES_FILE,
+        "RestateCloudEnvironment state machine",
+        "`restate_op/cloud_decide.py`",
+    )
+
+
 def deployment_diagram_markdown() -> str:
     return state_diagram_markdown(
         DEPLOYMENT_STATES_FILE,
@@ -143,6 +173,8 @@ def artefacts() -> dict[Path, str]:
         ROOT / "crd" / "RestateCluster.pkl": restatecluster_pkl(),
         ROOT / "crd" / "restatedeployments.yaml": deployment_crd_yaml(),
         ROOT / "crd" / "RestateDeployment.pkl": restatedeployment_pkl(),
+        ROOT / "crd" / "restatecloudenvironments.yaml": cloud_crd_yaml(),
+        ROOT / "crd" / "RestateCloudEnvironment.pkl": restatecloudenvironment_pkl(),
         ROOT
         / "charts"
         / "restate-operator-helm"
@@ -155,8 +187,15 @@ def artefacts() -> dict[Path, str]:
         / "templates"
         / "crds"
         / "restatedeployments.yaml": chart_deployment_crd_template(),
+        ROOT
+        / "charts"
+        / "restate-operator-helm"
+        / "templates"
+        / "crds"
+        / "restatecloudenvironments.yaml": chart_cloud_crd_template(),
         ROOT / "states" / "restatecluster.md": state_diagram_markdown(),
         ROOT / "states" / "restatedeployment.md": deployment_diagram_markdown(),
+        ROOT / "states" / "restatecloudenvironment.md": cloud_diagram_markdown(),
         ROOT / "restate_op" / "api" / "lifecycle.py": lifecycle_module(),
         CHART_RBAC_TEMPLATE: chart_rbac_template(),
         ROOT / "docs" / "reference.md": reference_markdown(),

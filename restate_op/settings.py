@@ -99,9 +99,23 @@ class OperatorSettings(BaseSettings):
     )
     restate_deployments: bool = Field(
         False,
-        description="also reconcile RestateDeployments (restate.dev/v1beta1): register their "
-        "versions with Restate's admin API and drain them (true|false; the chart's "
-        "restateDeployments.enabled)",
+        description="also reconcile RestateDeployments and RestateCloudEnvironments "
+        "(restate.dev/v1beta1): register versions with Restate's admin API and drain them, "
+        "run Restate Cloud tunnel clients (true|false; the chart's restateDeployments.enabled)",
+    )
+    tunnel_client_default_image: str = Field(
+        "ghcr.io/restatedev/restate-cloud-tunnel-client:0.6.0",
+        description="image of a RestateCloudEnvironment's tunnel client when spec.tunnel.image "
+        "is unset (upstream's default)",
+    )
+    cloud_admin_url_template: str = Field(
+        "https://{environment}.env.{region}.restate.cloud:9070",
+        description="admin API of a RestateCloudEnvironment, with {environment} (the id "
+        "without env_) and {region}; override only to reach a stand-in or a private endpoint",
+    )
+    cloud_tunnel_url_template: str = Field(
+        "https://tunnel.{region}.restate.cloud:9080",
+        description="base of the tunnel URLs registered for register.cloud, with {region}",
     )
     http_port: int = Field(8080, description="port of /healthz, /readyz and /metrics")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
@@ -113,6 +127,17 @@ class OperatorSettings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("cloud_admin_url_template", "cloud_tunnel_url_template")
+    @classmethod
+    def _url_template(cls, value: str) -> str:
+        try:
+            value.format(environment="e", region="r")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"{value!r} may only use the placeholders {{environment}} and {{region}}"
+            ) from exc
+        return value
 
     @field_validator("cluster_dns")
     @classmethod
@@ -180,8 +205,12 @@ class OperatorSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """Optional APIs discovered on the cluster (ACK Pod Identity, VPC security groups)."""
+    """Optional APIs discovered on the cluster (ACK Pod Identity, VPC security groups, the
+    CSI secrets store, RestateCloudEnvironment)."""
 
     pod_identity_association: bool = False
     security_group_policy: bool = False
     secret_provider_class: bool = False
+    #: The RestateCloudEnvironment CRD: optional, so RestateDeployments that never use
+    #: Restate Cloud need only their own CRD.
+    restate_cloud_environment: bool = False

@@ -18,12 +18,15 @@ def test_generated_set_covers_crd_pkl_chart_and_diagram() -> None:
         "RestateDeployment.pkl",
         "restatecluster.md",
         "restatedeployment.md",
+        "restatecloudenvironments.yaml",
+        "RestateCloudEnvironment.pkl",
+        "restatecloudenvironment.md",
         "_rbac.tpl",
         "README.md",
         "reference.md",
         "lifecycle.py",
     }
-    assert len(artefacts()) == 12  # the CRDs twice: crd/ and the chart's copies
+    assert len(artefacts()) == 16  # the CRDs twice: crd/ and the chart's copies
 
 
 def test_crd_has_cel_rules_printer_columns_and_status() -> None:

@@ -271,6 +271,31 @@ def test_leases_are_namespaced_to_the_release() -> None:
     assert env_of(operator_container(without))["LEADER_ELECT"] == "false"
 
 
+def test_restate_deployments_add_the_cloud_tunnel_role_in_the_release_namespace_only() -> None:
+    """Secrets and Deployments only in the release namespace, where the tunnels run; the
+    RestateCloudEnvironment CRD and rules only with restateDeployments.enabled."""
+    off = render()
+    assert not [m for m in off if m["metadata"]["name"].endswith("-cloud-tunnels")]
+    on = render("--set", "restateDeployments.enabled=true")
+    roles = {m["metadata"]["name"]: m for m in on if m["kind"] == "Role"}
+    [cloud] = [r for name, r in roles.items() if name.endswith("-cloud-tunnels")]
+    assert cloud["metadata"]["namespace"] == NAMESPACE
+    assert cloud["rules"] == rbac.CLOUD_TUNNEL_RULES
+    [binding] = [
+        m
+        for m in on
+        if m["kind"] == "RoleBinding" and m["roleRef"]["name"] == cloud["metadata"]["name"]
+    ]
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    cluster_rules = one(on, "ClusterRole")["rules"]
+    assert not [r for r in cluster_rules if "secrets" in r["resources"]]
+    assert {"restatecloudenvironments", "restatecloudenvironments/status"} <= {
+        res for r in cluster_rules for res in r["resources"]
+    }
+    crds = {m["metadata"]["name"] for m in on if m["kind"] == "CustomResourceDefinition"}
+    assert "restatecloudenvironments.restate.dev" in crds
+
+
 # -- values validation -----------------------------------------------------------------
 
 

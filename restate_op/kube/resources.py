@@ -124,6 +124,7 @@ CORE_EVENT = Kind("v1", "Event", "events", namespaced=True)
 STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets", namespaced=True)
 JOB = Kind("batch/v1", "Job", "jobs", namespaced=True)
 REPLICA_SET = Kind("apps/v1", "ReplicaSet", "replicasets", namespaced=True)
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", namespaced=True)
 HORIZONTAL_POD_AUTOSCALER = Kind(
     "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", namespaced=True
 )
@@ -143,6 +144,9 @@ CUSTOM_RESOURCE_DEFINITION = Kind(
 RESTATE_CLUSTER = Kind("restate.dev/v1", "RestateCluster", "restateclusters", namespaced=False)
 RESTATE_DEPLOYMENT = Kind(
     "restate.dev/v1beta1", "RestateDeployment", "restatedeployments", namespaced=True
+)
+RESTATE_CLOUD_ENVIRONMENT = Kind(
+    "restate.dev/v1beta1", "RestateCloudEnvironment", "restatecloudenvironments", namespaced=False
 )
 POD_IDENTITY_ASSOCIATION = Kind(
     "eks.services.k8s.aws/v1alpha1",
@@ -188,6 +192,8 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         CUSTOM_RESOURCE_DEFINITION,
         RESTATE_CLUSTER,
         RESTATE_DEPLOYMENT,
+        RESTATE_CLOUD_ENVIRONMENT,
+        DEPLOYMENT,
         POD_IDENTITY_ASSOCIATION,
         SECURITY_GROUP_POLICY,
         SECRET_PROVIDER_CLASS,

@@ -129,4 +129,31 @@
 - apiGroups: ["restate.dev"]
   resources: ["restatedeployments/finalizers"]
   verbs: ["update"]
+# RestateCloudEnvironment: cached in an informer; upstream's finalizer is released on deletion
+# with a JSON patch tested against the uid after a fresh get.
+- apiGroups: ["restate.dev"]
+  resources: ["restatecloudenvironments"]
+  verbs: ["get", "list", "watch", "patch"]
+# RestateCloudEnvironment status (phase, Ready and Degraded, tunnel pods) is server-side
+# applied.
+- apiGroups: ["restate.dev"]
+  resources: ["restatecloudenvironments/status"]
+  verbs: ["patch"]
+# Tunnel objects carry an owner reference with blockOwnerDeletion (see
+# restateclusters/finalizers).
+- apiGroups: ["restate.dev"]
+  resources: ["restatecloudenvironments/finalizers"]
+  verbs: ["update"]
+{{- end }}
+{{- define "restate-operator.cloudTunnelRules" }}
+# RestateCloudEnvironment: the admin API bearer token (spec.authentication.secret), cached from
+# this namespace only, so a rotation reaches its RestateDeployments at once.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch"]
+# RestateCloudEnvironment: the tunnel client Deployment tunnel-<name>; deleted by the garbage
+# collector with its RestateCloudEnvironment.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["list", "watch", "create", "patch"]
 {{- end }}
