@@ -7,20 +7,19 @@ a phase and ``actions`` carries it out.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from restate_op import GROUP, KIND
-from restate_op.children import aws, network_policies, restate_config
+from restate_op.children import aws, gcp, network_policies, restate_config
+from restate_op.children.canary import CanaryOutcome, canary_outcome
 from restate_op.children.config_map import desired_config_map
 from restate_op.children.constants import (
     CONFIG_MAP_PREFIX,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     PDB_NAME,
-    PIA_CANARY_JOB_NAME,
-    PIA_NAME,
 )
 from restate_op.children.kube_values import check_kube_values, check_storage_class
 from restate_op.children.metadata import selector_labels
@@ -33,7 +32,7 @@ from restate_op.children.statefulset import desired_statefulset
 from restate_op.diff import up_to_date, with_desired_hash
 from restate_op.observe import Observation
 from restate_op.quantity import InvalidQuantity, quantity_bytes
-from restate_op.validation import SpecProblem, validate
+from restate_op.validation import INVALID_CONFIG, SpecProblem, validate
 
 #: Kinds the operator prunes when no longer desired (never Namespaces or PVCs).
 PRUNABLE_KINDS = (
@@ -41,13 +40,14 @@ PRUNABLE_KINDS = (
     "NetworkPolicy",
     "PodDisruptionBudget",
     "PodIdentityAssociation",
+    "IAMPolicyMember",
     "SecurityGroupPolicy",
     "SecretProviderClass",
     "Job",
 )
 
 NamespaceOwnership = Literal["absent", "owned", "adopted", "conflict"]
-CanaryOutcome = Literal["passed", "failed", "pending"]
+IdentityProvider = Literal["aws", "gcp"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,21 @@ class Rollout:
 
 
 @dataclass(frozen=True)
+class IdentityProof:
+    """Where one cloud identity binding stands: synced by its controller, then proven."""
+
+    provider: IdentityProvider
+    #: The binding's controller (ACK, Config Connector) reports it made in the cloud's IAM.
+    synced: bool
+    #: The canary Job's outcome once synced; None before.
+    canary: CanaryOutcome | None = None
+
+    @property
+    def proven(self) -> bool:
+        return self.canary == "passed"
+
+
+@dataclass(frozen=True)
 class Plan:
     problems: tuple[SpecProblem, ...]
     namespace: NamespaceOwnership
@@ -102,9 +117,8 @@ class Plan:
     delete: tuple[ChildRef, ...] = ()
     volumes: VolumePlan | None = None
     rollout: Rollout | None = None
-    #: Pod Identity: None when not configured.
-    identity_synced: bool | None = None
-    canary: CanaryOutcome | None = None
+    #: One per identity binding configured (EKS Pod Identity, GKE Workload Identity).
+    identities: tuple[IdentityProof, ...] = ()
     provisioning_due: bool = False
 
 
@@ -145,11 +159,12 @@ def make_plan(obs: Observation) -> Plan:
         problems=(),
         namespace=ownership,
         apply=tuple(m for m in desired if not up_to_date(obs.live(m), m)),
-        delete=_stale(obs, {(m["kind"], m["metadata"]["name"]) for m in desired}, identity.canary),
+        delete=_stale(
+            obs, {(m["kind"], m["metadata"]["name"]) for m in desired}, identity.failed_canaries
+        ),
         volumes=_volume_plan(obs),
         rollout=_rollout(obs),
-        identity_synced=identity.synced,
-        canary=identity.canary,
+        identities=tuple(b.proof for b in identity.bindings),
         provisioning_due=restate_config.effective_auto_provision(cluster)
         and not (status and status.provisioned)
         and cluster.spec.compute.desired_replicas > 0,
@@ -174,33 +189,93 @@ def _desired_children(obs: Observation, ownership: NamespaceOwnership) -> list[d
 
 
 @dataclass(frozen=True)
-class _Identity:
-    """Pod Identity: the association, then a canary proving pods receive credentials."""
+class _Binding:
+    """One identity binding: the binding object, its canary, and where both stand."""
 
-    manifests: tuple[dict[str, Any], ...] = ()
-    #: None when Pod Identity is not configured (or its API not served).
-    synced: bool | None = None
-    canary: CanaryOutcome | None = None
+    proof: IdentityProof
+    manifests: tuple[dict[str, Any], ...]
+    canary_job: str
+    #: Pod template annotations that roll the pods onto the binding once it is proven.
+    pod_annotations: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """Every identity binding of the cluster (the machinery is the same for each cloud)."""
+
+    bindings: tuple[_Binding, ...] = ()
 
     @property
-    def active(self) -> bool:
-        return self.canary == "passed"
+    def manifests(self) -> tuple[dict[str, Any], ...]:
+        return tuple(m for b in self.bindings for m in b.manifests)
+
+    @property
+    def proven(self) -> bool:
+        return all(b.proof.proven for b in self.bindings)
+
+    @property
+    def failed_canaries(self) -> tuple[str, ...]:
+        return tuple(b.canary_job for b in self.bindings if b.proof.canary == "failed")
+
+    @property
+    def pod_annotations(self) -> dict[str, str]:
+        return {k: v for b in self.bindings if b.proof.proven for k, v in b.pod_annotations.items()}
+
+
+def _binding(
+    obs: Observation,
+    provider: IdentityProvider,
+    binding: dict[str, Any],
+    synced: Callable[[dict[str, Any]], bool],
+    canary_job: dict[str, Any],
+    pod_annotations: Mapping[str, str],
+) -> _Binding:
+    """The binding first; once its controller syncs it, the canary Job; a failed one is
+    deleted (see ``_stale``) and re-created by the next reconcile."""
+    live = obs.child(binding["kind"], binding["metadata"]["name"])
+    job_name = canary_job["metadata"]["name"]
+
+    def made(proof: IdentityProof, *manifests: dict[str, Any]) -> _Binding:
+        return _Binding(proof, manifests, job_name, pod_annotations)
+
+    if live is None or not synced(dict(live)):
+        return made(IdentityProof(provider, synced=False), binding)
+    job = obs.child("Job", job_name)
+    canary = canary_outcome(dict(job) if job is not None else None)
+    proof = IdentityProof(provider, synced=True, canary=canary)
+    if canary == "failed":
+        return made(proof, binding)
+    return made(proof, binding, canary_job)
 
 
 def _identity(obs: Observation) -> _Identity:
     cluster, settings = obs.cluster, obs.settings
+    bindings: list[_Binding] = []
     pia = aws.desired_pod_identity_association(cluster, settings)
-    if pia is None or not obs.capabilities.pod_identity_association:
-        return _Identity()
-    live_pia = obs.child("PodIdentityAssociation", PIA_NAME)
-    synced = live_pia is not None and aws.pod_identity_synced(dict(live_pia))
-    if not synced:
-        return _Identity((pia,), synced=False)
-    job = obs.child("Job", PIA_CANARY_JOB_NAME)
-    canary = aws.canary_outcome(dict(job) if job is not None else None)
-    if canary == "failed":
-        return _Identity((pia,), synced=True, canary=canary)
-    return _Identity((pia, aws.desired_pia_canary_job(cluster, settings)), True, canary)
+    if pia is not None and obs.capabilities.pod_identity_association:
+        bindings.append(
+            _binding(
+                obs,
+                "aws",
+                pia,
+                aws.pod_identity_synced,
+                aws.desired_pia_canary_job(cluster, settings),
+                aws.identity_pod_annotations(cluster, settings, True, False),
+            )
+        )
+    gsa = gcp.workload_identity(cluster, settings)
+    if gsa is not None and obs.capabilities.iam_policy_member:
+        bindings.append(
+            _binding(
+                obs,
+                "gcp",
+                gcp.desired_iam_policy_member(cluster, gsa),
+                gcp.iam_policy_member_ready,
+                gcp.desired_wi_canary_job(cluster, settings, gsa),
+                gcp.gcp_pod_annotations(gsa),
+            )
+        )
+    return _Identity(tuple(bindings))
 
 
 def _security_groups_and_keys(obs: Observation) -> list[dict[str, Any]]:
@@ -215,12 +290,14 @@ def _statefulset(obs: Observation, identity: _Identity, *, has_sgp: bool) -> dic
     """The StatefulSet to apply, or None while it must be held back.
 
     Held back while a StatefulSet is being deleted (the orphan delete of an expansion: the
-    next reconcile re-creates it once it is gone), and before a new cluster's Pod Identity is
-    proven (its pods would start without credentials).
+    next reconcile re-creates it once it is gone), and before a new cluster's identity
+    bindings are proven (its pods would start without credentials).
     """
     cluster, settings = obs.cluster, obs.settings
     live = obs.statefulset
-    pod_annotations = aws.identity_pod_annotations(cluster, settings, identity.active, has_sgp)
+    # Security groups are attached at pod creation too, so they roll the pods the same way.
+    groups = aws.identity_pod_annotations(cluster, settings, False, has_sgp)
+    pod_annotations = dict(sorted({**groups, **identity.pod_annotations}.items()))
     statefulset = desired_statefulset(cluster, settings, pod_annotations)
     live_size = _claim_template_bytes(live)
     if live_size is not None:
@@ -229,12 +306,12 @@ def _statefulset(obs: Observation, identity: _Identity, *, has_sgp: bool) -> dic
         for template in statefulset["spec"].get("volumeClaimTemplates", []):
             template["spec"]["resources"]["requests"]["storage"] = str(live_size)
     terminating = live is not None and bool(live.get("metadata", {}).get("deletionTimestamp"))
-    unproven = identity.synced is not None and not identity.active and live is None
+    unproven = not identity.proven and live is None
     return None if terminating or unproven else statefulset
 
 
 def _stale(
-    obs: Observation, desired: set[tuple[str, str]], canary: CanaryOutcome | None
+    obs: Observation, desired: set[tuple[str, str]], failed_canaries: tuple[str, ...]
 ) -> tuple[ChildRef, ...]:
     """Children of prunable kinds no longer desired (never Namespaces or PVCs)."""
     name = obs.cluster.name
@@ -256,13 +333,34 @@ def _stale(
         and not _ours(obj)
         and _upstream_leftover(obs, obj["kind"], child, obj)
     )
-    if canary == "failed":
-        stale = (*stale, ChildRef("batch/v1", "Job", name, PIA_CANARY_JOB_NAME))
+    stale += tuple(ChildRef("batch/v1", "Job", name, job) for job in failed_canaries)
     return stale
 
 
 def _capability_problems(obs: Observation) -> tuple[SpecProblem, ...]:
-    """Spec fields that need an API the cluster does not serve."""
+    """Spec fields that need an API the cluster does not serve, or a flag's input it refuses."""
+    return _signing_key_problems(obs) + _workload_identity_problems(obs)
+
+
+def _workload_identity_problems(obs: Observation) -> tuple[SpecProblem, ...]:
+    cluster, settings = obs.cluster, obs.settings
+    malformed = gcp.service_account_problem(cluster, settings)
+    if malformed is not None:
+        return (SpecProblem(INVALID_CONFIG, gcp.ANNOTATION_FIELD, malformed),)
+    if gcp.workload_identity(cluster, settings) is None or obs.capabilities.iam_policy_member:
+        return ()
+    return (
+        SpecProblem(
+            reason="MissingCRD",
+            field=gcp.ANNOTATION_FIELD,
+            message=f"{gcp.ANNOTATION_FIELD} asks for GKE Workload Identity, which needs "
+            "Config Connector's IAMPolicyMember (iampolicymembers.iam.cnrm.cloud.google.com), "
+            "not served by this cluster; install Config Connector, or remove the annotation",
+        ),
+    )
+
+
+def _signing_key_problems(obs: Observation) -> tuple[SpecProblem, ...]:
     key = obs.cluster.spec.security_or_default.request_signing_private_key
     if (
         key is not None

@@ -21,6 +21,13 @@ FLAGS: list[tuple[str, str, str, object, str]] = [
     ("--operator-namespace", "ops", "operator_namespace", "ops", "OPERATOR_NAMESPACE"),
     ("--operator-label-name", "app", "operator_label_name", "app", "OPERATOR_LABEL_NAME"),
     ("--operator-label-value", "op", "operator_label_value", "op", "OPERATOR_LABEL_VALUE"),
+    (
+        "--gcp-workload-identity",
+        "true",
+        "gcp_workload_identity",
+        True,
+        "GCP_WORKLOAD_IDENTITY",
+    ),
     ("--cluster-dns", "k8s.example", "cluster_dns", "k8s.example", "CLUSTER_DNS"),
     (
         "--node-address-template",
