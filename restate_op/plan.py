@@ -159,9 +159,7 @@ def make_plan(obs: Observation) -> Plan:
         problems=(),
         namespace=ownership,
         apply=tuple(m for m in desired if not up_to_date(obs.live(m), m)),
-        delete=_stale(
-            obs, {(m["kind"], m["metadata"]["name"]) for m in desired}, identity.failed_canaries
-        ),
+        delete=_stale(obs, {(m["kind"], m["metadata"]["name"]) for m in desired}),
         volumes=_volume_plan(obs),
         rollout=_rollout(obs),
         identities=tuple(b.proof for b in identity.bindings),
@@ -194,7 +192,6 @@ class _Binding:
 
     proof: IdentityProof
     manifests: tuple[dict[str, Any], ...]
-    canary_job: str
     #: Pod template annotations that roll the pods onto the binding once it is proven.
     pod_annotations: Mapping[str, str]
 
@@ -214,10 +211,6 @@ class _Identity:
         return all(b.proof.proven for b in self.bindings)
 
     @property
-    def failed_canaries(self) -> tuple[str, ...]:
-        return tuple(b.canary_job for b in self.bindings if b.proof.canary == "failed")
-
-    @property
     def pod_annotations(self) -> dict[str, str]:
         return {k: v for b in self.bindings if b.proof.proven for k, v in b.pod_annotations.items()}
 
@@ -230,13 +223,13 @@ def _binding(
     canary_job: dict[str, Any],
     pod_annotations: Mapping[str, str],
 ) -> _Binding:
-    """The binding first; once its controller syncs it, the canary Job; a failed one is
-    deleted (see ``_stale``) and re-created by the next reconcile."""
+    """The binding first; once its controller syncs it, the canary Job. A failed canary is
+    left out of the desired children, so it is deleted (``_stale``) and then re-created."""
     live = obs.child(binding["kind"], binding["metadata"]["name"])
     job_name = canary_job["metadata"]["name"]
 
     def made(proof: IdentityProof, *manifests: dict[str, Any]) -> _Binding:
-        return _Binding(proof, manifests, job_name, pod_annotations)
+        return _Binding(proof, manifests, pod_annotations)
 
     if live is None or not synced(dict(live)):
         return made(IdentityProof(provider, synced=False), binding)
@@ -310,10 +303,12 @@ def _statefulset(obs: Observation, identity: _Identity, *, has_sgp: bool) -> dic
     return None if terminating or unproven else statefulset
 
 
-def _stale(
-    obs: Observation, desired: set[tuple[str, str]], failed_canaries: tuple[str, ...]
-) -> tuple[ChildRef, ...]:
-    """Children of prunable kinds no longer desired (never Namespaces or PVCs)."""
+def _stale(obs: Observation, desired: set[tuple[str, str]]) -> tuple[ChildRef, ...]:
+    """Children of prunable kinds no longer desired (never Namespaces or PVCs).
+
+    A failed canary Job is one: it is left out of the desired children (``_binding``), so it
+    is deleted here and re-created by the next reconcile.
+    """
     name = obs.cluster.name
     stale = tuple(
         ChildRef(
@@ -333,7 +328,6 @@ def _stale(
         and not _ours(obj)
         and _upstream_leftover(obs, obj["kind"], child, obj)
     )
-    stale += tuple(ChildRef("batch/v1", "Job", name, job) for job in failed_canaries)
     return stale
 
 
