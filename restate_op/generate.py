@@ -15,6 +15,7 @@ from restate_op.api.crd import restatecluster_crd
 from restate_op.api.deployment_crd import restatedeployment_crd
 from restate_op.api.pkl import restatecluster_pkl, restatedeployment_pkl
 from restate_op.api.reference import reference_markdown
+from restate_op.flags_reference import flags_markdown
 from restate_op.machine import (
     DEPLOYMENT_STATES_FILE,
     STATES_FILE,
@@ -159,7 +160,7 @@ def artefacts() -> dict[Path, str]:
         ROOT / "states" / "restatedeployment.md": deployment_diagram_markdown(),
         ROOT / "restate_op" / "api" / "lifecycle.py": lifecycle_module(),
         CHART_RBAC_TEMPLATE: chart_rbac_template(),
-        ROOT / "docs" / "reference.md": reference_markdown(),
+        ROOT / "docs" / "reference.md": reference_markdown() + "\n" + flags_markdown(),
         ROOT / "README.md": readme_with_diagram((ROOT / "README.md").read_text()),
     }
 

@@ -97,6 +97,12 @@ class OperatorSettings(BaseSettings):
     resync_seconds: float = Field(
         300.0, description="seconds between full re-reconciles of every cluster"
     )
+    discovery_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="seconds between looks for optional APIs installed later (Config "
+        "Connector, the Secrets Store CSI driver, ...); clusters waiting for one go on then",
+    )
     #: See restate_op/coalesce.py.
     status_coalesce_seconds: float = Field(
         1.0,
