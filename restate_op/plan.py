@@ -7,13 +7,12 @@ a phase and ``actions`` carries it out.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from restate_op import GROUP, KIND
-from restate_op.children import aws, gcp, network_policies, restate_config
-from restate_op.children.canary import CanaryOutcome, canary_outcome
+from restate_op.children import aws, network_policies, restate_config
 from restate_op.children.config_map import desired_config_map
 from restate_op.children.constants import (
     CONFIG_MAP_PREFIX,
@@ -29,10 +28,16 @@ from restate_op.children.secret_provider_class import desired_secret_provider_cl
 from restate_op.children.service_account import desired_service_account
 from restate_op.children.services import desired_cluster_service, desired_service
 from restate_op.children.statefulset import desired_statefulset
+from restate_op.cloud_identity import (
+    Identity,
+    IdentityProof,
+    identity_bindings,
+    workload_identity_problems,
+)
 from restate_op.diff import up_to_date, with_desired_hash
 from restate_op.observe import Observation
 from restate_op.quantity import InvalidQuantity, quantity_bytes
-from restate_op.validation import INVALID_CONFIG, SpecProblem, validate
+from restate_op.validation import SpecProblem, validate
 
 #: Kinds the operator prunes when no longer desired (never Namespaces or PVCs).
 PRUNABLE_KINDS = (
@@ -47,7 +52,6 @@ PRUNABLE_KINDS = (
 )
 
 NamespaceOwnership = Literal["absent", "owned", "adopted", "conflict"]
-IdentityProvider = Literal["aws", "gcp"]
 
 
 @dataclass(frozen=True)
@@ -94,21 +98,6 @@ class Rollout:
 
 
 @dataclass(frozen=True)
-class IdentityProof:
-    """Where one cloud identity binding stands: synced by its controller, then proven."""
-
-    provider: IdentityProvider
-    #: The binding's controller (ACK, Config Connector) reports it made in the cloud's IAM.
-    synced: bool
-    #: The canary Job's outcome once synced; None before.
-    canary: CanaryOutcome | None = None
-
-    @property
-    def proven(self) -> bool:
-        return self.canary == "passed"
-
-
-@dataclass(frozen=True)
 class Plan:
     problems: tuple[SpecProblem, ...]
     namespace: NamespaceOwnership
@@ -142,7 +131,7 @@ def make_plan(obs: Observation) -> Plan:
     if problems or ownership == "conflict":
         return Plan(problems=problems, namespace=ownership)
 
-    identity = _identity(obs)
+    identity = identity_bindings(obs)
     desired = [
         *_desired_children(obs, ownership),
         *identity.manifests,
@@ -186,91 +175,6 @@ def _desired_children(obs: Observation, ownership: NamespaceOwnership) -> list[d
     return desired
 
 
-@dataclass(frozen=True)
-class _Binding:
-    """One identity binding: the binding object, its canary, and where both stand."""
-
-    proof: IdentityProof
-    manifests: tuple[dict[str, Any], ...]
-    #: Pod template annotations that roll the pods onto the binding once it is proven.
-    pod_annotations: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class _Identity:
-    """Every identity binding of the cluster (the machinery is the same for each cloud)."""
-
-    bindings: tuple[_Binding, ...] = ()
-
-    @property
-    def manifests(self) -> tuple[dict[str, Any], ...]:
-        return tuple(m for b in self.bindings for m in b.manifests)
-
-    @property
-    def proven(self) -> bool:
-        return all(b.proof.proven for b in self.bindings)
-
-    @property
-    def pod_annotations(self) -> dict[str, str]:
-        return {k: v for b in self.bindings if b.proof.proven for k, v in b.pod_annotations.items()}
-
-
-def _binding(
-    obs: Observation,
-    provider: IdentityProvider,
-    binding: dict[str, Any],
-    synced: Callable[[dict[str, Any]], bool],
-    canary_job: dict[str, Any],
-    pod_annotations: Mapping[str, str],
-) -> _Binding:
-    """The binding first; once its controller syncs it, the canary Job. A failed canary is
-    left out of the desired children, so it is deleted (``_stale``) and then re-created."""
-    live = obs.child(binding["kind"], binding["metadata"]["name"])
-    job_name = canary_job["metadata"]["name"]
-
-    def made(proof: IdentityProof, *manifests: dict[str, Any]) -> _Binding:
-        return _Binding(proof, manifests, pod_annotations)
-
-    if live is None or not synced(dict(live)):
-        return made(IdentityProof(provider, synced=False), binding)
-    job = obs.child("Job", job_name)
-    canary = canary_outcome(dict(job) if job is not None else None)
-    proof = IdentityProof(provider, synced=True, canary=canary)
-    if canary == "failed":
-        return made(proof, binding)
-    return made(proof, binding, canary_job)
-
-
-def _identity(obs: Observation) -> _Identity:
-    cluster, settings = obs.cluster, obs.settings
-    bindings: list[_Binding] = []
-    pia = aws.desired_pod_identity_association(cluster, settings)
-    if pia is not None and obs.capabilities.pod_identity_association:
-        bindings.append(
-            _binding(
-                obs,
-                "aws",
-                pia,
-                aws.pod_identity_synced,
-                aws.desired_pia_canary_job(cluster, settings),
-                aws.identity_pod_annotations(cluster, settings, True, False),
-            )
-        )
-    gsa = gcp.workload_identity(cluster, settings)
-    if gsa is not None and obs.capabilities.iam_policy_member:
-        bindings.append(
-            _binding(
-                obs,
-                "gcp",
-                gcp.desired_iam_policy_member(cluster, gsa),
-                gcp.iam_policy_member_ready,
-                gcp.desired_wi_canary_job(cluster, settings, gsa),
-                gcp.gcp_pod_annotations(gsa),
-            )
-        )
-    return _Identity(tuple(bindings))
-
-
 def _security_groups_and_keys(obs: Observation) -> list[dict[str, Any]]:
     cluster = obs.cluster
     found = [desired_secret_provider_class(cluster)]
@@ -279,7 +183,7 @@ def _security_groups_and_keys(obs: Observation) -> list[dict[str, Any]]:
     return [m for m in found if m is not None]
 
 
-def _statefulset(obs: Observation, identity: _Identity, *, has_sgp: bool) -> dict[str, Any] | None:
+def _statefulset(obs: Observation, identity: Identity, *, has_sgp: bool) -> dict[str, Any] | None:
     """The StatefulSet to apply, or None while it must be held back.
 
     Held back while a StatefulSet is being deleted (the orphan delete of an expansion: the
@@ -306,8 +210,8 @@ def _statefulset(obs: Observation, identity: _Identity, *, has_sgp: bool) -> dic
 def _stale(obs: Observation, desired: set[tuple[str, str]]) -> tuple[ChildRef, ...]:
     """Children of prunable kinds no longer desired (never Namespaces or PVCs).
 
-    A failed canary Job is one: it is left out of the desired children (``_binding``), so it
-    is deleted here and re-created by the next reconcile.
+    A failed canary Job is one: ``restate_op.cloud_identity`` leaves it out of the desired
+    children, so it is deleted here and re-created by the next reconcile.
     """
     name = obs.cluster.name
     stale = tuple(
@@ -333,25 +237,7 @@ def _stale(obs: Observation, desired: set[tuple[str, str]]) -> tuple[ChildRef, .
 
 def _capability_problems(obs: Observation) -> tuple[SpecProblem, ...]:
     """Spec fields that need an API the cluster does not serve, or a flag's input it refuses."""
-    return _signing_key_problems(obs) + _workload_identity_problems(obs)
-
-
-def _workload_identity_problems(obs: Observation) -> tuple[SpecProblem, ...]:
-    cluster, settings = obs.cluster, obs.settings
-    malformed = gcp.service_account_problem(cluster, settings)
-    if malformed is not None:
-        return (SpecProblem(INVALID_CONFIG, gcp.ANNOTATION_FIELD, malformed),)
-    if gcp.workload_identity(cluster, settings) is None or obs.capabilities.iam_policy_member:
-        return ()
-    return (
-        SpecProblem(
-            reason="MissingCRD",
-            field=gcp.ANNOTATION_FIELD,
-            message=f"{gcp.ANNOTATION_FIELD} asks for GKE Workload Identity, which needs "
-            "Config Connector's IAMPolicyMember (iampolicymembers.iam.cnrm.cloud.google.com), "
-            "not served by this cluster; install Config Connector, or remove the annotation",
-        ),
-    )
+    return _signing_key_problems(obs) + workload_identity_problems(obs)
 
 
 def _signing_key_problems(obs: Observation) -> tuple[SpecProblem, ...]:

@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from restate_op.cloud_identity import IdentityProof
 from restate_op.cluster_controller import OPTIONAL_CHILD_KINDS
 from restate_op.effects import Delete, Emit
 from restate_op.kube import resources
 from restate_op.observe import Observation
-from restate_op.plan import IdentityProof, make_plan
+from restate_op.plan import make_plan
 from restate_op.settings import Capabilities, OperatorSettings
 from tests.test_reconcile import run
 from tests.test_verdicts import cluster, observe, verdict
