@@ -56,6 +56,7 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/restate"
 STAND_IN_CRDS = (
     REPO / "e2e" / "crds" / "aws-stand-ins.yaml",
     REPO / "e2e" / "crds" / "secrets-store-stand-in.yaml",
+    REPO / "e2e" / "crds" / "config-connector-stand-in.yaml",
 )
 GIB = 1024**3
 #: How long one RBAC case may take to show its 403 (a repeated Event needs ~5 s).
@@ -65,8 +66,9 @@ Rule = dict[str, list[str]]
 #: (API group, resource, verb), e.g. ("apps", "statefulsets", "delete").
 Triple = tuple[str, str, str]
 
-#: What the chart grants with awsPodIdentityAssociationCluster set: every rule the code has.
-ALL_CLUSTER_RULES: list[Rule] = [*rbac.CLUSTER_RULES, rbac.PIA_RULE]
+#: What the chart grants with awsPodIdentityAssociationCluster and gcpWorkloadIdentity set:
+#: every rule the code has.
+ALL_CLUSTER_RULES: list[Rule] = [*rbac.CLUSTER_RULES, rbac.PIA_RULE, rbac.WORKLOAD_IDENTITY_RULE]
 
 
 def lease(verb: str) -> Triple:
@@ -281,6 +283,8 @@ def _operator_under(identity: Identity, workdir: Path, *args: str) -> OperatorPr
             "true",
             "--aws-pod-identity-association-cluster",
             EKS_CLUSTER,
+            "--gcp-workload-identity",
+            "true",
             *args,
         ],
     )
@@ -620,8 +624,28 @@ def _ack_synced(kubectl: Kubectl, name: str) -> None:
     )
 
 
+def _config_connector_ready(kubectl: Kubectl, name: str) -> None:
+    """Play Config Connector: the IAM binding is made."""
+    wait_for(
+        lambda: kubectl.get("iampolicymember", "restate-workload-identity", name),
+        30,
+        what="IAMPolicyMember",
+    )
+    kubectl.merge_patch(
+        "iampolicymember",
+        "restate-workload-identity",
+        {"status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+        namespace=name,
+        subresource="status",
+    )
+
+
 MULTI: dict[str, Any] = {"replicas": 2, "cluster": {"autoProvision": False}}
 PIA: dict[str, Any] = {"security": {"awsPodIdentityAssociationRoleArn": ROLE_ARN}}
+GSA = "restate-sa@e2e-project.iam.gserviceaccount.com"
+WI: dict[str, Any] = {
+    "security": {"serviceAccountAnnotations": {"iam.gke.io/gcp-service-account": GSA}}
+}
 SGP: dict[str, Any] = {"security": {"awsPodSecurityGroups": ["sg-0123456789abcdef0"]}}
 SPC: dict[str, Any] = {
     "security": {
@@ -662,6 +686,20 @@ PIA_GONE = Scenario(
     "the Pod Identity role removed",
     _change(security={"awsPodIdentityAssociationRoleArn": None}),
     _pia_ready,
+)
+
+
+def _wi_ready(kubectl: Kubectl, name: str) -> None:
+    kubectl.apply(_manifest(name, **WI))
+    _config_connector_ready(kubectl, name)
+    wait_phase(kubectl, name, "Ready", timeout=60)
+
+
+WI_NEW = Scenario("a GKE service account annotation", _apply(**WI))
+WI_GONE = Scenario(
+    "the GKE service account annotation removed",
+    _change(security={"serviceAccountAnnotations": None}),
+    _wi_ready,
 )
 SGP_NEW = Scenario("security groups", _apply(**SGP))
 SGP_GONE = Scenario(
@@ -734,6 +772,7 @@ CASES: list[Case] = [
     *_own("policy", "poddisruptionbudgets", MULTI_NODE, SCALE_DOWN),
     *_own("eks.services.k8s.aws", "podidentityassociations", PIA_NEW, PIA_GONE),
     *_own("batch", "jobs", PIA_SYNCED, PIA_GONE),
+    *_own("iam.cnrm.cloud.google.com", "iampolicymembers", WI_NEW, WI_GONE),
     *_own("secrets-store.csi.x-k8s.io", "secretproviderclasses", SPC_NEW, SPC_GONE),
     *_own("vpcresources.k8s.aws", "securitygrouppolicies", SGP_NEW, SGP_GONE),
     Case("", "persistentvolumeclaims", "patch", GROW),

@@ -29,6 +29,7 @@ class Discovery:
             pod_identity_association=await has(
                 "eks.services.k8s.aws/v1alpha1", "podidentityassociations"
             ),
+            iam_policy_member=await has("iam.cnrm.cloud.google.com/v1beta1", "iampolicymembers"),
             security_group_policy=await has(
                 "vpcresources.k8s.aws/v1beta1", "securitygrouppolicies"
             ),

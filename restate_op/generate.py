@@ -21,6 +21,7 @@ from restate_op.api.pkl import (
     restatedeployment_pkl,
 )
 from restate_op.api.reference import reference_markdown
+from restate_op.flags_reference import flags_markdown
 from restate_op.machine import (
     CLOUD_STATES_FILE,
     DEPLOYMENT_STATES_FILE,
@@ -198,7 +199,7 @@ def artefacts() -> dict[Path, str]:
         ROOT / "states" / "restatecloudenvironment.md": cloud_diagram_markdown(),
         ROOT / "restate_op" / "api" / "lifecycle.py": lifecycle_module(),
         CHART_RBAC_TEMPLATE: chart_rbac_template(),
-        ROOT / "docs" / "reference.md": reference_markdown(),
+        ROOT / "docs" / "reference.md": reference_markdown() + "\n" + flags_markdown(),
         ROOT / "README.md": readme_with_diagram((ROOT / "README.md").read_text()),
     }
 

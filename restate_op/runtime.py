@@ -47,7 +47,6 @@ from restate_op.settings import Capabilities, OperatorSettings
 log = logging.getLogger(__name__)
 
 CRD_POLL_SECONDS = 10.0
-DISCOVERY_SECONDS = 60.0
 GAUGE_SECONDS = 5.0
 
 #: A work-queue key: (controller name, object name).
@@ -221,7 +220,7 @@ class Operator:
     async def _rediscover(self) -> None:
         """Notice optional CRDs installed after start-up (say the CSI driver) and watch them."""
         while True:
-            await asyncio.sleep(DISCOVERY_SECONDS)
+            await asyncio.sleep(self.settings.discovery_seconds)
             try:
                 found = await self.discovery.capabilities()
             except Exception:

@@ -64,6 +64,12 @@ class OperatorSettings(BaseSettings):
         None,
         description="EKS cluster name; enables PodIdentityAssociations (unset: disabled)",
     )
+    gcp_workload_identity: bool = Field(
+        False,
+        description="bind each cluster's ServiceAccount to the GCP service account its "
+        "iam.gke.io/gcp-service-account annotation names, with a Config Connector "
+        "IAMPolicyMember (true|false; the chart's gcpWorkloadIdentity)",
+    )
     cluster_dns: str = Field("cluster.local", description="the cluster's DNS domain")
     node_address_template: str | None = Field(
         None,
@@ -71,7 +77,9 @@ class OperatorSettings(BaseSettings):
         "{cluster_dns} (default {pod}.restate-cluster.{namespace}.svc.{cluster_dns}:5122)",
     )
     canary_image: str = Field(
-        "alpine:3.21", description="image of the Job that checks Pod Identity credentials"
+        "alpine:3.21",
+        description="image of the Jobs that check Pod Identity and Workload Identity "
+        "credentials (needs grep and wget)",
     )
     concurrency: int = Field(8, ge=1, description="clusters reconciled at once")
     leader_elect: bool = Field(True, description="take a Lease before reconciling (true|false)")
@@ -88,6 +96,12 @@ class OperatorSettings(BaseSettings):
     )
     resync_seconds: float = Field(
         300.0, description="seconds between full re-reconciles of every cluster"
+    )
+    discovery_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="seconds between looks for optional APIs installed later (Config "
+        "Connector, the Secrets Store CSI driver, ...); clusters waiting for one go on then",
     )
     #: See restate_op/coalesce.py.
     status_coalesce_seconds: float = Field(
@@ -205,10 +219,12 @@ class OperatorSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """Optional APIs discovered on the cluster (ACK Pod Identity, VPC security groups, the
-    CSI secrets store, RestateCloudEnvironment)."""
+    """Optional APIs discovered on the cluster (ACK Pod Identity, Config Connector, VPC
+    security groups, the CSI secrets store, RestateCloudEnvironment)."""
 
     pod_identity_association: bool = False
+    #: Config Connector's IAMPolicyMember (GKE Workload Identity).
+    iam_policy_member: bool = False
     security_group_policy: bool = False
     secret_provider_class: bool = False
     #: The RestateCloudEnvironment CRD: optional, so RestateDeployments that never use

@@ -21,6 +21,13 @@ FLAGS: list[tuple[str, str, str, object, str]] = [
     ("--operator-namespace", "ops", "operator_namespace", "ops", "OPERATOR_NAMESPACE"),
     ("--operator-label-name", "app", "operator_label_name", "app", "OPERATOR_LABEL_NAME"),
     ("--operator-label-value", "op", "operator_label_value", "op", "OPERATOR_LABEL_VALUE"),
+    (
+        "--gcp-workload-identity",
+        "true",
+        "gcp_workload_identity",
+        True,
+        "GCP_WORKLOAD_IDENTITY",
+    ),
     ("--cluster-dns", "k8s.example", "cluster_dns", "k8s.example", "CLUSTER_DNS"),
     (
         "--node-address-template",
@@ -36,6 +43,7 @@ FLAGS: list[tuple[str, str, str, object, str]] = [
     ("--lease-duration", "15", "lease_duration_seconds", 15.0, "LEASE_DURATION"),
     ("--lease-renew", "2.5", "lease_renew_seconds", 2.5, "LEASE_RENEW"),
     ("--resync", "30", "resync_seconds", 30.0, "RESYNC_SECONDS"),
+    ("--discovery-seconds", "5", "discovery_seconds", 5.0, "DISCOVERY_SECONDS"),
     ("--status-coalesce", "0", "status_coalesce_seconds", 0.0, "STATUS_COALESCE_SECONDS"),
     ("--restate-deployments", "true", "restate_deployments", True, "RESTATE_DEPLOYMENTS"),
     (

@@ -240,9 +240,20 @@ def test_pod_identity_flag_adds_exactly_its_rule_and_env() -> None:
     assert "AWS_POD_IDENTITY_ASSOCIATION_CLUSTER" not in env_of(operator_container(render()))
 
 
+def test_workload_identity_flag_adds_exactly_its_rule_and_env() -> None:
+    manifests = render("--set", "gcpWorkloadIdentity=true")
+    assert one(manifests, "ClusterRole")["rules"] == [
+        *rbac.CLUSTER_RULES,
+        rbac.WORKLOAD_IDENTITY_RULE,
+    ]
+    assert env_of(operator_container(manifests))["GCP_WORKLOAD_IDENTITY"] == "true"
+    assert "GCP_WORKLOAD_IDENTITY" not in env_of(operator_container(render()))
+    assert rbac.WORKLOAD_IDENTITY_RULE not in one(render(), "ClusterRole")["rules"]
+
+
 def test_rbac_is_least_privilege() -> None:
     """No wildcards, no update outside leases/finalizers, no secrets, no delete on data."""
-    rules = [*rbac.CLUSTER_RULES, rbac.PIA_RULE, *rbac.LEASE_RULES]
+    rules = [*rbac.CLUSTER_RULES, rbac.PIA_RULE, rbac.WORKLOAD_IDENTITY_RULE, *rbac.LEASE_RULES]
     for rule in rules:
         assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
         assert "secrets" not in rule["resources"], rule

@@ -160,6 +160,12 @@ SECURITY_GROUP_POLICY = Kind(
     "securitygrouppolicies",
     namespaced=True,
 )
+IAM_POLICY_MEMBER = Kind(
+    "iam.cnrm.cloud.google.com/v1beta1",
+    "IAMPolicyMember",
+    "iampolicymembers",
+    namespaced=True,
+)
 SECRET_PROVIDER_CLASS = Kind(
     "secrets-store.csi.x-k8s.io/v1",
     "SecretProviderClass",
@@ -195,6 +201,7 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         RESTATE_CLOUD_ENVIRONMENT,
         DEPLOYMENT,
         POD_IDENTITY_ASSOCIATION,
+        IAM_POLICY_MEMBER,
         SECURITY_GROUP_POLICY,
         SECRET_PROVIDER_CLASS,
     )

@@ -32,7 +32,8 @@
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# The Pod Identity canary Job, deleted once it has done its work or failed.
+# The Pod Identity and Workload Identity canary Jobs, deleted once they have done their work or
+# failed.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list", "watch", "create", "patch", "delete"]
@@ -92,6 +93,14 @@
 # and pruned when the role is removed.
 - apiGroups: ["eks.services.k8s.aws"]
   resources: ["podidentityassociations"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+{{- end }}
+{{- define "restate-operator.workloadIdentityRules" }}
+# IAMPolicyMembers binding each cluster's ServiceAccount to the GCP service account of its
+# iam.gke.io/gcp-service-account annotation; cached, applied, and pruned when the annotation is
+# removed.
+- apiGroups: ["iam.cnrm.cloud.google.com"]
+  resources: ["iampolicymembers"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 {{- end }}
 {{- define "restate-operator.deploymentRules" }}
