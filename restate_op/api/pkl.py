@@ -27,6 +27,7 @@ class _PklWriter:
         if schema.get("x-kubernetes-int-or-string"):
             return "Int|String"
         if schema.get("x-kubernetes-preserve-unknown-fields"):
+            # Kubernetes types (restate_op.api.k8s_openapi) too: the API server checks them.
             return "Dynamic"
         if "enum" in schema:
             return "|".join(f'"{v}"' for v in schema["enum"])
@@ -78,7 +79,7 @@ class _PklWriter:
 def restatecluster_pkl() -> str:
     """The Pkl module text (``crd/RestateCluster.pkl``)."""
     return _module(
-        openapi_schema(),
+        openapi_schema(kubernetes_types="named"),
         "RestateCluster",
         "restate.dev/v1",
         "a Restate cluster run by restate-op",
@@ -98,7 +99,7 @@ def restatecluster_pkl() -> str:
 def restatedeployment_pkl() -> str:
     """The Pkl module text (``crd/RestateDeployment.pkl``)."""
     return _module(
-        deployment_openapi_schema(),
+        deployment_openapi_schema(kubernetes_types="named"),
         "RestateDeployment",
         "restate.dev/v1beta1",
         "versioned Restate SDK services, registered and drained by restate-op",
