@@ -96,7 +96,7 @@ def test_kubectl_explain_documents_the_nested_fields(kubectl: Kubectl) -> None:
     deep = kubectl.run(
         "explain", "restatecluster.spec.compute.sidecars.livenessProbe.httpGet.port"
     ).stdout
-    assert "<IntOrString>" in deep and "Name or number of the port" in deep, deep
+    assert "Name or number of the port to access on the container" in deep, deep
 
 
 @pytest.fixture(scope="module")
