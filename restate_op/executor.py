@@ -85,7 +85,7 @@ def classify(exc: BaseException, effect: Effect | None = None) -> ReconcileError
     if isinstance(exc, ReconcileError):
         return exc
     if isinstance(exc, KubeError):
-        if exc.invalid:
+        if exc.invalid and isinstance(effect, Apply):
             return invalid_input(exc, effect)
         if is_transient(exc):
             return TemporaryError(
@@ -98,15 +98,16 @@ def classify(exc: BaseException, effect: Effect | None = None) -> ReconcileError
     return internal_error(exc)
 
 
-def invalid_input(exc: KubeError, effect: Effect | None) -> InvalidInput:
+def invalid_input(exc: KubeError, effect: Apply) -> InvalidInput:
     """A child refused for what the user wrote: which child, which field, and where in the
-    spec that field comes from (``restate_op.child_fields``)."""
-    details = (exc.body or {}).get("details") or {}
-    kind = effect.kind if isinstance(effect, Apply) else str(details.get("kind") or "object")
-    name = effect.name if isinstance(effect, Apply) else str(details.get("name") or "")
-    child = f"{kind} {name}".strip()
+    spec that field comes from (``restate_op.child_fields``).
+
+    Only children: they are built from the spec. A status write or a patch the operator
+    makes itself that is refused is its own bug, and stays a (retried) ``PermanentError``.
+    """
+    child = f"{effect.kind} {effect.name}"
     fields = exc.fields
-    sources = [f for f in (spec_field(kind, field) for field in fields) if f is not None]
+    sources = [f for f in (spec_field(effect.kind, field) for field in fields) if f is not None]
     where = f" (from {', '.join(dict.fromkeys(sources))})" if sources else ""
     named = f" at {', '.join(fields)}" if fields else ""
     return InvalidInput(

@@ -326,3 +326,11 @@ async def test_other_server_errors_stay_temporary(monkeypatch: pytest.MonkeyPatc
     outcome = await ex.run([Apply(STATEFULSET)])
     assert isinstance(outcome.error, TemporaryError)
     assert len(rec.requests) == 5
+
+
+async def test_a_refused_status_write_is_the_operators_bug_and_stays_retried() -> None:
+    """Only children are built from the spec; a 422 on anything else is not the user's."""
+    ex, _, _ = executor(lambda _r: status(422, "Invalid", "status.phase: Unsupported value"))
+    outcome = await ex.run([STATUS])
+    assert isinstance(outcome.error, PermanentError)
+    assert not isinstance(outcome.error, InvalidInput) and outcome.error.retried

@@ -27,13 +27,9 @@ Affinity = Annotated[dict[str, Any], _kubernetes(f"{CORE}Affinity")]
 Container = Annotated[dict[str, Any], _kubernetes(f"{CORE}Container")]
 EnvVarSource = Annotated[dict[str, Any], _kubernetes(f"{CORE}EnvVarSource")]
 Lifecycle = Annotated[dict[str, Any], _kubernetes(f"{CORE}Lifecycle")]
-PodSpec = Annotated[dict[str, Any], _kubernetes(f"{CORE}PodSpec")]
 TopologySpreadConstraint = Annotated[dict[str, Any], _kubernetes(f"{CORE}TopologySpreadConstraint")]
 Volume = Annotated[dict[str, Any], _kubernetes(f"{CORE}Volume")]
 VolumeMount = Annotated[dict[str, Any], _kubernetes(f"{CORE}VolumeMount")]
-HorizontalPodAutoscalerSpec = Annotated[
-    dict[str, Any], _kubernetes("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerSpec")
-]
 IntOrString = Annotated[
     int | str,
     WithJsonSchema({"x-kubernetes-int-or-string": True}),
