@@ -16,6 +16,10 @@ source "$here/versions.env"
 cache=${RESTATE_OP_CACHE:-$HOME/.cache/restate-op}
 export GOFLAGS=-buildvcs=false CGO_ENABLED=0
 mkdir -p "$cache/bin" "$cache/build"
+# One build at a time per cache: a second run (another work tree, a test starting while
+# bootstrap builds) waits here, then finds the binaries built.
+exec 9>"$cache/build/.lock"
+flock 9
 
 log() { printf '[build-binaries] %s\n' "$*" >&2; }
 fail() { printf '[build-binaries] FAILED: %s\n' "$*" >&2; exit 1; }

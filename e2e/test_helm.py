@@ -40,7 +40,11 @@ CHART = REPO / "charts" / "restate-operator-helm"
 CRD_FILE = REPO / "crd" / "restateclusters.yaml"
 CRD = "restateclusters.restate.dev"
 #: Every CRD the chart installs (through its restate-operator-crds subchart).
-CRDS = ("restateclusters.restate.dev", "restatedeployments.restate.dev")
+CRDS = (
+    "restateclusters.restate.dev",
+    "restatedeployments.restate.dev",
+    "restatecloudenvironments.restate.dev",
+)
 RELEASE = "restate-operator"
 # Not the test operators' `restate-operator`: the chart's Lease (restate-operator-leader in the
 # release namespace) must not meet theirs.
@@ -58,6 +62,7 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/restate"
 STAND_IN_CRDS = (
     REPO / "e2e" / "crds" / "aws-stand-ins.yaml",
     REPO / "e2e" / "crds" / "secrets-store-stand-in.yaml",
+    REPO / "e2e" / "crds" / "config-connector-stand-in.yaml",
 )
 GIB = 1024**3
 #: How long one RBAC case may take to show its 403 (a repeated Event needs ~5 s).
@@ -67,8 +72,9 @@ Rule = dict[str, list[str]]
 #: (API group, resource, verb), e.g. ("apps", "statefulsets", "delete").
 Triple = tuple[str, str, str]
 
-#: What the chart grants with awsPodIdentityAssociationCluster set: every rule the code has.
-ALL_CLUSTER_RULES: list[Rule] = [*rbac.CLUSTER_RULES, rbac.PIA_RULE]
+#: What the chart grants with awsPodIdentityAssociationCluster and gcpWorkloadIdentity set:
+#: every rule the code has.
+ALL_CLUSTER_RULES: list[Rule] = [*rbac.CLUSTER_RULES, rbac.PIA_RULE, rbac.WORKLOAD_IDENTITY_RULE]
 
 
 def lease(verb: str) -> Triple:
@@ -283,6 +289,8 @@ def _operator_under(identity: Identity, workdir: Path, *args: str) -> OperatorPr
             "true",
             "--aws-pod-identity-association-cluster",
             EKS_CLUSTER,
+            "--gcp-workload-identity",
+            "true",
             *args,
         ],
     )
@@ -367,8 +375,7 @@ def test_install_creates_crd_rbac_deployment_and_service(
         [
             "ClusterRole",
             "ClusterRoleBinding",
-            "CustomResourceDefinition",
-            "CustomResourceDefinition",
+            *["CustomResourceDefinition"] * len(CRDS),  # one per kind, from the CRDs subchart
             "Deployment",
             "Role",
             "RoleBinding",
@@ -621,8 +628,28 @@ def _ack_synced(kubectl: Kubectl, name: str) -> None:
     )
 
 
+def _config_connector_ready(kubectl: Kubectl, name: str) -> None:
+    """Play Config Connector: the IAM binding is made."""
+    wait_for(
+        lambda: kubectl.get("iampolicymember", "restate-workload-identity", name),
+        30,
+        what="IAMPolicyMember",
+    )
+    kubectl.merge_patch(
+        "iampolicymember",
+        "restate-workload-identity",
+        {"status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+        namespace=name,
+        subresource="status",
+    )
+
+
 MULTI: dict[str, Any] = {"replicas": 2, "cluster": {"autoProvision": False}}
 PIA: dict[str, Any] = {"security": {"awsPodIdentityAssociationRoleArn": ROLE_ARN}}
+GSA = "restate-sa@e2e-project.iam.gserviceaccount.com"
+WI: dict[str, Any] = {
+    "security": {"serviceAccountAnnotations": {"iam.gke.io/gcp-service-account": GSA}}
+}
 SGP: dict[str, Any] = {"security": {"awsPodSecurityGroups": ["sg-0123456789abcdef0"]}}
 SPC: dict[str, Any] = {
     "security": {
@@ -663,6 +690,20 @@ PIA_GONE = Scenario(
     "the Pod Identity role removed",
     _change(security={"awsPodIdentityAssociationRoleArn": None}),
     _pia_ready,
+)
+
+
+def _wi_ready(kubectl: Kubectl, name: str) -> None:
+    kubectl.apply(_manifest(name, **WI))
+    _config_connector_ready(kubectl, name)
+    wait_phase(kubectl, name, "Ready", timeout=60)
+
+
+WI_NEW = Scenario("a GKE service account annotation", _apply(**WI))
+WI_GONE = Scenario(
+    "the GKE service account annotation removed",
+    _change(security={"serviceAccountAnnotations": None}),
+    _wi_ready,
 )
 SGP_NEW = Scenario("security groups", _apply(**SGP))
 SGP_GONE = Scenario(
@@ -735,6 +776,7 @@ CASES: list[Case] = [
     *_own("policy", "poddisruptionbudgets", MULTI_NODE, SCALE_DOWN),
     *_own("eks.services.k8s.aws", "podidentityassociations", PIA_NEW, PIA_GONE),
     *_own("batch", "jobs", PIA_SYNCED, PIA_GONE),
+    *_own("iam.cnrm.cloud.google.com", "iampolicymembers", WI_NEW, WI_GONE),
     *_own("secrets-store.csi.x-k8s.io", "secretproviderclasses", SPC_NEW, SPC_GONE),
     *_own("vpcresources.k8s.aws", "securitygrouppolicies", SGP_NEW, SGP_GONE),
     Case("", "persistentvolumeclaims", "patch", GROW),
@@ -982,8 +1024,9 @@ def test_uninstall_keeps_the_crd_and_existing_restateclusters(
 
 def test_restate_deployments_value_adds_flag_and_rules_only_when_enabled(helm: Helm) -> None:
     """restateDeployments.enabled (default false): the env that turns the controller on and
-    the rules of rbac.DEPLOYMENT_PERMISSIONS after the default ones. The CRD comes with
-    installCrds either way (the CRDs subchart installs every kind, as upstream's does)."""
+    the rules of rbac.DEPLOYMENT_PERMISSIONS after the default ones. The RestateDeployment and
+    RestateCloudEnvironment CRDs come with installCrds either way (the CRDs subchart installs
+    every kind, as upstream's does)."""
 
     def render(values: dict[str, Any] | None) -> dict[tuple[str, str], dict[str, Any]]:
         objects = helm.template(RELEASE, CHART, RELEASE_NS, values)
@@ -996,6 +1039,7 @@ def test_restate_deployments_value_adds_flag_and_rules_only_when_enabled(helm: H
     off = render(None)
     assert off[("ClusterRole", OPERATOR_SA)]["rules"] == rbac.CLUSTER_RULES
     assert ("CustomResourceDefinition", "restatedeployments.restate.dev") in off
+    assert ("CustomResourceDefinition", "restatecloudenvironments.restate.dev") in off
     assert "RESTATE_DEPLOYMENTS" not in env(off)
     no_crds = render({"installCrds": False})
     assert not [key for key in no_crds if key[0] == "CustomResourceDefinition"]
@@ -1004,7 +1048,8 @@ def test_restate_deployments_value_adds_flag_and_rules_only_when_enabled(helm: H
     rules = on[("ClusterRole", OPERATOR_SA)]["rules"]
     assert rules == [*rbac.CLUSTER_RULES, *rbac.DEPLOYMENT_RULES]
     assert env(on)["RESTATE_DEPLOYMENTS"] == "true"
-    crd = on[("CustomResourceDefinition", "restatedeployments.restate.dev")]
-    generated = yaml.safe_load((REPO / "crd" / "restatedeployments.yaml").read_text())
-    assert crd["spec"] == generated["spec"]
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    for plural in ("restatedeployments", "restatecloudenvironments"):
+        crd = on[("CustomResourceDefinition", f"{plural}.restate.dev")]
+        generated = yaml.safe_load((REPO / "crd" / f"{plural}.yaml").read_text())
+        assert crd["spec"] == generated["spec"]
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"

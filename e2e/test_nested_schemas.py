@@ -1,7 +1,8 @@
 """Kubernetes' own schemas inside the CRDs, as the API server enforces them.
 
-A typo inside a Kubernetes type (``spec.compute.affinity.nodeAffinty``) is refused at apply
-time with its path: ``kubectl apply`` validates strictly by default, and the CRD's schema now
+A typo inside a Kubernetes type (``spec.compute.affinity.nodeAffinty``, and the like in a
+RestateDeployment or a RestateCloudEnvironment) is refused at apply time with its path:
+``kubectl apply`` validates strictly by default, and the CRD's schema now
 knows every field of Affinity. With validation turned off (``--validate=false``) the API
 server prunes the unknown field, so it is never stored and never reaches the StatefulSet; a
 wrong type is refused either way. ``kubectl explain`` documents the nested fields.
@@ -119,3 +120,46 @@ def test_a_typo_in_a_restatedeployment_pod_spec_is_refused(
     assert "spec.template.spec.containers[0].imagee" in refused.stderr, refused.stderr
     # The upstream manifest itself still applies unchanged (nothing pruned).
     assert _server_echo(kubectl, upstream)["spec"] == upstream["spec"]
+
+
+RCE_CRD = "restatecloudenvironments.restate.dev"
+
+
+@pytest.fixture(scope="module")
+def cloud_environment_crd(kubectl: Kubectl) -> None:
+    kubectl.run("apply", "--server-side", "-f", str(REPO / "crd" / "restatecloudenvironments.yaml"))
+    kubectl.wait_established(RCE_CRD)
+
+
+def _cloud_environment(**tunnel: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "restate.dev/v1beta1",
+        "kind": "RestateCloudEnvironment",
+        "metadata": {"name": "e2e-schema-rce"},
+        "spec": {
+            "environmentId": "env_201e2e",
+            "region": "us",
+            "signingPublicKey": "publickeyv1_e2e",
+            "authentication": {"secret": {"name": "e2e-token", "key": "token"}},
+            "tunnel": tunnel,
+        },
+    }
+
+
+def test_a_typo_in_a_cloud_environment_tunnel_is_refused(
+    kubectl: Kubectl, cloud_environment_crd: None
+) -> None:
+    """The tunnel's affinity and env ``valueFrom`` are Kubernetes' types in this CRD too (they
+    were free-form in the RestateCloudEnvironment's first CRD)."""
+    refused = kubectl.apply(_cloud_environment(affinity=TYPO), "--dry-run=server", check=False)
+    assert refused.returncode != 0
+    assert "spec.tunnel.affinity.nodeAffinty" in refused.stderr, refused.stderr
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"nme": "s", "key": "k"}}}]
+    refused = kubectl.apply(_cloud_environment(env=env), "--dry-run=server", check=False)
+    assert refused.returncode != 0
+    assert "spec.tunnel.env[0].valueFrom.secretKeyRef.nme" in refused.stderr, refused.stderr
+    valid = _cloud_environment(
+        affinity={"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+        env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+    )
+    assert _server_echo(kubectl, valid)["spec"] == valid["spec"]

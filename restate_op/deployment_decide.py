@@ -11,8 +11,8 @@ turns Restate's answers to the registrations into rejections (with backoff), the
 (conditions and the per-version list) and one Event per version transition.
 
 Neither does I/O; both are tested state in, state out (``tests/test_deployment_decide.py``).
-This controller is not yet registered with the runtime: the executor's admin-API effects,
-the observe half and the RBAC come with it.
+``register.cloud`` registers with a Restate Cloud environment (``restate_op.cloud_identity``:
+its admin URL, bearer token and tunnel URLs come with the observation).
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ from restate_op.api.deployment import (
 )
 from restate_op.api.deployment_crd import API_VERSION, FINALIZER, KIND
 from restate_op.api.models import Condition
+from restate_op.cloud_identity import escapes, user_inproc_variables
 from restate_op.controller import Conclusion, Decision, sooner
 from restate_op.deployment_children import finalizer_manifest
 from restate_op.deployment_effects import PLANNERS, VersionPlan
 from restate_op.deployment_identity import (
-    admin_url,
-    endpoint_uri,
     template_json,
     version_hash,
     versioned_name,
@@ -145,13 +144,28 @@ def backoff(attempts: int) -> float:
 
 
 def _unsupported(obs: DeploymentObservation) -> str | None:
-    spec = obs.rsd.spec
-    if spec.mode == "knative":
+    if obs.rsd.spec.mode == "knative":
         return "deploymentMode knative is not supported by restate-op yet"
-    if spec.restate.register.cloud is not None:
-        return "spec.restate.register.cloud (RestateCloudEnvironment) is not supported yet"
-    if spec.restate.tunnel_mode == "in-process":
-        return "spec.restate.tunnelMode in-process is not supported yet"
+    return None
+
+
+def _invalid(obs: DeploymentObservation) -> str | None:
+    """What upstream calls InvalidRestateConfig: a spec that cannot be registered as is."""
+    restate = obs.rsd.spec.restate
+    if restate.tunnel_mode is not None and restate.register.cloud is None:
+        return "spec.restate.tunnelMode is only meaningful with spec.restate.register.cloud"
+    if restate.register.cloud is not None and escapes(restate.service_path):
+        return (
+            f"spec.restate.servicePath {restate.service_path!r} leaves the tunnel's base path "
+            f"('..' is not allowed)"
+        )
+    if obs.in_process:
+        already = user_inproc_variables(obs.rsd.spec.template.spec)
+        if already:
+            return (
+                f"tunnelMode in-process sets the RESTATE_INPROC_* variables itself; the pod "
+                f"template already sets {', '.join(already)}: remove them"
+            )
     return None
 
 
@@ -197,8 +211,6 @@ def _view_note(obs: DeploymentObservation, state: ViewState, now: float) -> str:
 def _facts(obs: DeploymentObservation, collision_count: int | None) -> list[Facts]:
     """The current version first, then every older one, newest first."""
     rsd = obs.rsd
-    dns = obs.settings.cluster_dns
-    path = rsd.spec.restate.service_path
     status = rsd.status
     current_hash = version_hash(rsd.spec, collision_count)
     current_name = versioned_name(rsd.name, current_hash)
@@ -206,7 +218,7 @@ def _facts(obs: DeploymentObservation, collision_count: int | None) -> list[Fact
 
     def fact(name: str, hash_: str, current: bool, rs: Mapping[str, Any] | None) -> Facts:
         annotations = (rs or {}).get("metadata", {}).get("annotations") or {}
-        computed = endpoint_uri(name, rsd.namespace, dns, path)
+        computed = obs.endpoint(name)
         # An old version keeps the URI it was registered under (servicePath may have moved).
         uri = computed if current else annotations.get(ENDPOINT_ANNOTATION, computed)
         known = view.by_uri(uri) if view is not None else None
@@ -299,6 +311,17 @@ def _decide(obs: DeploymentObservation, now: float) -> DeploymentDecision:
     unsupported = _unsupported(obs)
     if unsupported is not None:
         return DeploymentDecision(phase="Starting", reason="NotSupported", message=unsupported)
+    invalid = _invalid(obs)
+    if invalid is not None:
+        return DeploymentDecision(phase="Starting", reason="InvalidRestateConfig", message=invalid)
+    if obs.deleting and obs.cloud is not None and not obs.cloud.found:
+        return DeploymentDecision(
+            phase="Retired",
+            reason="Deleting",
+            message=f"RestateCloudEnvironment {obs.cloud.name} is gone: released",
+            effects=_release(obs),
+            released=True,
+        )
     if obs.deleting and rsd.spec.restate.register.cluster is not None and obs.cluster is None:
         # The Restate it registered with is gone, and every registration with it.
         return DeploymentDecision(
@@ -319,7 +342,7 @@ def _decide(obs: DeploymentObservation, now: float) -> DeploymentDecision:
             requeue_after=0.0,
         )
 
-    admin = admin_url(rsd.spec.restate.register, obs.settings.cluster_dns)
+    admin = obs.admin
     facts = _facts(obs, collision_count)
     state = _view_state(obs, admin, facts, now)
     ctx = Context(obs, now, state, _view_note(obs, state, now))
@@ -360,7 +383,7 @@ def _decide(obs: DeploymentObservation, now: float) -> DeploymentDecision:
         view = obs.restate if state != "missing" else None
         age = now - view.read_at if view is not None else None
         if talked or age is None or age >= refresh or state in ("stale", "failed"):
-            effects.append(QueryRestate(admin, view_key(admin)))
+            effects.append(QueryRestate(admin, view_key(admin), obs.token))
             again = talked or state in ("missing", "stale")
             requeue = sooner(requeue, 0.0 if again else refresh)
         else:
@@ -415,7 +438,7 @@ def _requeue(ctx: Context, plans: list[VersionPlan], busy: bool) -> float | None
             requeue = sooner(requeue, max(v.remove_at - ctx.now, 0.0))
         if p.phase == "Rejected" and p.facts.rejection is not None:
             requeue = sooner(requeue, max(p.facts.rejection.retry_at - ctx.now, 0.0))
-        if v.reason in ("ClusterNotReady", "ClusterNotFound"):
+        if v.reason in ("ClusterNotReady", "ClusterNotFound", "CloudEnvironmentNotReady"):
             requeue = sooner(requeue, CLUSTER_WAIT_SECONDS)
     return requeue
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from restate_op.cloud_identity import in_process_env
 from restate_op.deployment_children import (
     autoscaler,
     pod_latest_label,
@@ -63,6 +64,14 @@ def _replicas(ctx: Context, plan: VersionPlan) -> int:
     return desired
 
 
+def _in_process_env(ctx: Context, version: str) -> dict[str, str] | None:
+    """The RESTATE_INPROC_* variables of an in-process version (upstream §1.8)."""
+    cloud = ctx.obs.cloud
+    if not ctx.obs.in_process or cloud is None or not cloud.found:
+        return None
+    return in_process_env(cloud, version)
+
+
 def apply_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
     """The version's ReplicaSet and Service, and the latest label on its pods."""
     v = plan.facts
@@ -81,6 +90,7 @@ def apply_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
         deployment_id=deployment_id,
         remove_at=rfc3339(remove_at) if remove_at is not None else None,
         endpoint=v.uri,
+        inject_env=_in_process_env(ctx, v.name) if v.current else None,
     )
     if manifest is None:
         return ()
@@ -119,6 +129,7 @@ def register_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
             version=plan.facts.name,
             use_http11=ctx.obs.rsd.spec.restate.use_http11 is True,
             force=plan.verdict.force,
+            token=ctx.obs.token,
         ),
     )
 
@@ -158,7 +169,7 @@ def deregister_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
     known = plan.facts.known
     if ctx.view != "ok" or known is None or plan.admin_url is None:
         return ()
-    return (DeregisterDeployment(plan.admin_url, known.id, plan.facts.name),)
+    return (DeregisterDeployment(plan.admin_url, known.id, plan.facts.name, ctx.obs.token),)
 
 
 def prune_history(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:

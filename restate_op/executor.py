@@ -250,7 +250,9 @@ class Executor:
                 await restate_admin.deregister(self.admin, effect)
                 log.info("deregistered %s (%s)", effect.deployment_id, effect.version)
             case QueryRestate():
-                view = await restate_admin.read_view(self.admin, effect.admin_url, self._clock())
+                view = await restate_admin.read_view(
+                    self.admin, effect.admin_url, self._clock(), effect.token
+                )
                 if view.error is not None:
                     log.warning("could not read Restate's view: %s", view.error)
                 self.memory.put(effect.key, view)
@@ -337,9 +339,13 @@ class Executor:
         )
         if not found or all(controlled_by(obj, owner_uid) for obj in found):
             return
+        owner = next(
+            (r["kind"] for r in meta.get("ownerReferences") or [] if r.get("uid") == owner_uid),
+            "RestateCluster",
+        )
         raise child_conflict(
             f"{manifest['kind']} {meta['name']} already exists in namespace "
-            f"{meta.get('namespace')} and is not managed by this RestateCluster; the operator "
+            f"{meta.get('namespace')} and is not managed by this {owner}; the operator "
             f"leaves it alone. Delete or rename it so that the operator can create its own."
         )
 

@@ -31,6 +31,9 @@ def test_generated_set_covers_crd_pkl_chart_and_diagram() -> None:
         "RestateDeployment.pkl",
         "restatecluster.md",
         "restatedeployment.md",
+        "restatecloudenvironments.yaml",
+        "RestateCloudEnvironment.pkl",
+        "restatecloudenvironment.md",
         "_rbac.tpl",
         "README.md",
         "reference.md",
@@ -39,7 +42,7 @@ def test_generated_set_covers_crd_pkl_chart_and_diagram() -> None:
         "k8s_definitions.json",
     }
     # Each CRD three times: crd/, the CRDs chart and its copy in the operator chart.
-    assert len(artefacts()) == 9 + 3 * len(CRD_KINDS) + 2
+    assert len(artefacts()) == 11 + 3 * len(CRD_KINDS) + 2
 
 
 def test_the_crds_chart_and_its_vendored_copy_have_every_kind_kept_on_uninstall() -> None:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from restate_op.api import k8s_openapi
+from restate_op.api.cloud_crd import openapi_schema as cloud_schema
 from restate_op.api.crd import openapi_schema
 from restate_op.api.crd_builder import MAX_CRD_BYTES, custom_resource_definition
 from restate_op.api.deployment_crd import openapi_schema as deployment_schema
@@ -87,7 +88,7 @@ def test_every_node_is_structural_and_no_field_is_free_form_any_more(kind: Any) 
             assert set(node["x-kubernetes-list-map-keys"]) <= set(node["items"]["required"]), path
         # Only the pass-through config-like fields stay open (none of them Kubernetes types).
         if node.get("x-kubernetes-preserve-unknown-fields"):
-            assert not path.startswith(".spec.compute"), path
+            assert not path.startswith((".spec.compute", ".spec.tunnel")), path
 
 
 @pytest.mark.parametrize("kind", CRD_KINDS, ids=lambda k: k.kind)
@@ -135,6 +136,25 @@ def test_restatecluster_embeds_kubernetes_schemas_with_their_docs() -> None:
     assert spec(compute, "env", "[]", "valueFrom", "secretKeyRef")["required"] == ["key"]
     # The model's own descriptions win over Kubernetes' where it has one.
     assert spec(compute, "sidecars")["description"].startswith("Native sidecars")
+
+
+def test_restatecloudenvironment_tunnel_embeds_kubernetes_affinity_and_env_sources() -> None:
+    """The tunnel's pass-through fields: affinity was free-form before the merge with the
+    generic builder; env ``valueFrom`` shares EnvVar with RestateCluster."""
+    tunnel = spec(cloud_schema(), "spec", "tunnel")
+    affinity = spec(tunnel, "affinity")
+    assert set(affinity["properties"]) == {"nodeAffinity", "podAffinity", "podAntiAffinity"}
+    assert "x-kubernetes-preserve-unknown-fields" not in affinity
+    # The model's description (the default and how {} disables it) wins over Kubernetes'.
+    assert affinity["description"].startswith("Default: preferred pod anti-affinity")
+    assert spec(tunnel, "env", "[]", "valueFrom", "secretKeyRef")["required"] == ["key"]
+    assert spec(tunnel, "tolerations", "[]", "operator")["enum"] == ["Exists", "Equal"]
+    assert spec(tunnel, "resources", "requests")["additionalProperties"] == {
+        "x-kubernetes-int-or-string": True
+    }
+    assert spec(tunnel, "dnsConfig", "options", "[]", "name")["type"] == "string"
+    named = spec(cloud_schema(kubernetes_types="named"), "spec", "tunnel", "affinity")
+    assert named[MARKER] == "io.k8s.api.core.v1.Affinity"
 
 
 def test_restatedeployment_pod_spec_keeps_knative_fields_and_hpa_needs_no_target() -> None:

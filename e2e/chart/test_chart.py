@@ -245,9 +245,20 @@ def test_pod_identity_flag_adds_exactly_its_rule_and_env() -> None:
     assert "AWS_POD_IDENTITY_ASSOCIATION_CLUSTER" not in env_of(operator_container(render()))
 
 
+def test_workload_identity_flag_adds_exactly_its_rule_and_env() -> None:
+    manifests = render("--set", "gcpWorkloadIdentity=true")
+    assert one(manifests, "ClusterRole")["rules"] == [
+        *rbac.CLUSTER_RULES,
+        rbac.WORKLOAD_IDENTITY_RULE,
+    ]
+    assert env_of(operator_container(manifests))["GCP_WORKLOAD_IDENTITY"] == "true"
+    assert "GCP_WORKLOAD_IDENTITY" not in env_of(operator_container(render()))
+    assert rbac.WORKLOAD_IDENTITY_RULE not in one(render(), "ClusterRole")["rules"]
+
+
 def test_rbac_is_least_privilege() -> None:
     """No wildcards, no update outside leases/finalizers, no secrets, no delete on data."""
-    rules = [*rbac.CLUSTER_RULES, rbac.PIA_RULE, *rbac.LEASE_RULES]
+    rules = [*rbac.CLUSTER_RULES, rbac.PIA_RULE, rbac.WORKLOAD_IDENTITY_RULE, *rbac.LEASE_RULES]
     for rule in rules:
         assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
         assert "secrets" not in rule["resources"], rule
@@ -274,6 +285,36 @@ def test_leases_are_namespaced_to_the_release() -> None:
     without = render("--set", "leaderElection.enabled=false")
     assert not [m for m in without if m["kind"] in ("Role", "RoleBinding")]
     assert env_of(operator_container(without))["LEADER_ELECT"] == "false"
+
+
+def test_restate_deployments_add_the_cloud_tunnel_role_in_the_release_namespace_only() -> None:
+    """Secrets and Deployments only in the release namespace, where the tunnels run; the
+    RestateCloudEnvironment rules only with restateDeployments.enabled. Its CRD comes from
+    the CRDs subchart with installCrds either way, as every kind's does."""
+    off = render()
+    assert not [m for m in off if m["metadata"]["name"].endswith("-cloud-tunnels")]
+    assert "restatecloudenvironments" not in {
+        res for r in one(off, "ClusterRole")["rules"] for res in r["resources"]
+    }
+    on = render("--set", "restateDeployments.enabled=true")
+    roles = {m["metadata"]["name"]: m for m in on if m["kind"] == "Role"}
+    [cloud] = [r for name, r in roles.items() if name.endswith("-cloud-tunnels")]
+    assert cloud["metadata"]["namespace"] == NAMESPACE
+    assert cloud["rules"] == rbac.CLOUD_TUNNEL_RULES
+    [binding] = [
+        m
+        for m in on
+        if m["kind"] == "RoleBinding" and m["roleRef"]["name"] == cloud["metadata"]["name"]
+    ]
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    cluster_rules = one(on, "ClusterRole")["rules"]
+    assert not [r for r in cluster_rules if "secrets" in r["resources"]]
+    assert {"restatecloudenvironments", "restatecloudenvironments/status"} <= {
+        res for r in cluster_rules for res in r["resources"]
+    }
+    for rendered in (off, on):
+        crds = {m["metadata"]["name"] for m in rendered if m["kind"] == "CustomResourceDefinition"}
+        assert "restatecloudenvironments.restate.dev" in crds
 
 
 # -- values validation -----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The subset of Kubernetes core types that RestateCluster and RestateDeployment embed.
+"""The subset of Kubernetes core types that RestateCluster, RestateDeployment and
+RestateCloudEnvironment embed.
 
 Types the operator reads (env vars, network policy peers, label selectors, tolerations) are
 modelled field by field. Types it only passes through to the pod (affinity, containers,

@@ -1,4 +1,4 @@
-"""Pkl templates of RestateCluster and RestateDeployment, from the CRDs' structural schemas.
+"""Pkl templates of the three kinds, from the CRDs' structural schemas.
 
 Users who write their manifests in Pkl amend this module; its classes mirror the CRD's nested
 objects, with optional fields nullable and the CRD's simple constraints as Pkl constraints.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from restate_op.api.cloud_crd import openapi_schema as cloud_openapi_schema
 from restate_op.api.crd import openapi_schema
 from restate_op.api.deployment_crd import openapi_schema as deployment_openapi_schema
 
@@ -109,6 +110,27 @@ def restatedeployment_pkl() -> str:
             "  name: String",
             "",
             "  namespace: String?",
+            "",
+            "  labels: Mapping<String, String>?",
+            "",
+            "  annotations: Mapping<String, String>?",
+            "}",
+        ],
+    )
+
+
+def restatecloudenvironment_pkl() -> str:
+    """The Pkl module text (``crd/RestateCloudEnvironment.pkl``)."""
+    return _module(
+        cloud_openapi_schema(kubernetes_types="named"),
+        "RestateCloudEnvironment",
+        "restate.dev/v1beta1",
+        "a Restate Cloud environment and its tunnel client, run by restate-op",
+        [
+            "/// The metadata of a RestateCloudEnvironment (cluster-scoped; the tunnel is "
+            "tunnel-<name>).",
+            "class ObjectMeta {",
+            "  name: String(length <= 56)",
             "",
             "  labels: Mapping<String, String>?",
             "",

@@ -1,9 +1,10 @@
-"""A Markdown field reference of RestateCluster and RestateDeployment, from the CRD schemas."""
+"""A Markdown field reference of the three kinds, from the CRD schemas."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from restate_op.api.cloud_crd import openapi_schema as cloud_openapi_schema
 from restate_op.api.crd import openapi_schema
 from restate_op.api.deployment_crd import openapi_schema as deployment_openapi_schema
 from restate_op.api.k8s_openapi import MARKER, api_reference_url, kubernetes_version, short_name
@@ -89,7 +90,15 @@ def reference_markdown() -> str:
         + "\n# RestateDeployment field reference (`restate.dev/v1beta1`)\n\n"
         "Namespaced, short name `rsd`, with the scale subresource (`kubectl scale rsd`, an HPA "
         "on the latest version). Upstream's fields and defaults; `spec.restate.register` takes "
-        "exactly one target. Not yet reconciled by this operator: the CRD and its models come "
-        "first (issue 12).\n\n"
+        "exactly one target. Reconciled with `--restate-deployments` (the chart's "
+        "`restateDeployments.enabled`); see [restatedeployment.md](restatedeployment.md).\n\n"
         + _section(deployment_openapi_schema(kubernetes_types="named"), "##")
+        + "\n# RestateCloudEnvironment field reference (`restate.dev/v1beta1`)\n\n"
+        "Cluster-scoped, short name `rce`, `metadata.name` at most 56 characters. Upstream's "
+        "fields; the operator runs the tunnel client `tunnel-<name>` (Deployment, Service, a "
+        "PodDisruptionBudget above one replica) in its own namespace, where the Secret "
+        "`spec.authentication.secret` must be. Reconciled with `--restate-deployments`. "
+        "The admin URL is `--cloud-admin-url-template` "
+        "(default `https://{environment}.env.{region}.restate.cloud:9070`).\n\n"
+        + _section(cloud_openapi_schema(kubernetes_types="named"), "##")
     )
