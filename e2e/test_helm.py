@@ -39,6 +39,12 @@ from restate_op import rbac
 CHART = REPO / "charts" / "restate-operator-helm"
 CRD_FILE = REPO / "crd" / "restateclusters.yaml"
 CRD = "restateclusters.restate.dev"
+#: Every CRD the chart installs (through its restate-operator-crds subchart).
+CRDS = (
+    "restateclusters.restate.dev",
+    "restatedeployments.restate.dev",
+    "restatecloudenvironments.restate.dev",
+)
 RELEASE = "restate-operator"
 # Not the test operators' `restate-operator`: the chart's Lease (restate-operator-leader in the
 # release namespace) must not meet theirs.
@@ -89,19 +95,19 @@ def _helm_owned(obj: Mapping[str, Any]) -> bool:
 
 
 def _offer_crd_to_helm(kubectl: Kubectl) -> bool:
-    """Give an existing CRD to the release (Helm refuses to adopt unlabelled objects)."""
-    if kubectl.get("crd", CRD) is None:
-        return False
-    kubectl.run("label", "crd", CRD, "app.kubernetes.io/managed-by=Helm", "--overwrite")
-    kubectl.run(
-        "annotate",
-        "crd",
-        CRD,
-        f"meta.helm.sh/release-name={RELEASE}",
-        f"meta.helm.sh/release-namespace={RELEASE_NS}",
-        "--overwrite",
-    )
-    return True
+    """Give existing CRDs to the release (Helm refuses to adopt unlabelled objects)."""
+    existing = [name for name in CRDS if kubectl.get("crd", name) is not None]
+    for name in existing:
+        kubectl.run("label", "crd", name, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+        kubectl.run(
+            "annotate",
+            "crd",
+            name,
+            f"meta.helm.sh/release-name={RELEASE}",
+            f"meta.helm.sh/release-namespace={RELEASE_NS}",
+            "--overwrite",
+        )
+    return CRD in existing
 
 
 def _generated_crd() -> dict[str, Any]:
@@ -369,7 +375,7 @@ def test_install_creates_crd_rbac_deployment_and_service(
         [
             "ClusterRole",
             "ClusterRoleBinding",
-            "CustomResourceDefinition",
+            *["CustomResourceDefinition"] * len(CRDS),  # one per kind, from the CRDs subchart
             "Deployment",
             "Role",
             "RoleBinding",
@@ -500,10 +506,8 @@ NOTE_FIELD = "e2eUpgradeNote"
 
 def _with_changed_schema(template: str) -> str:
     """The chart's CRD template with one more spec field and a printer column showing it."""
-    lines = template.splitlines(keepends=True)
-    head = [line for line in lines if line.startswith("{{")]
-    assert [h.strip() for h in head] == ["{{- if .Values.installCrds }}", "{{- end }}"], head
-    crd = yaml.safe_load("".join(line for line in lines if not line.startswith("{{")))
+    assert "{{" not in template, "the CRDs subchart's templates are plain (installCrds gates it)"
+    crd = yaml.safe_load(template)
     version = crd["spec"]["versions"][0]
     version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][NOTE_FIELD] = {
         "type": "string",
@@ -512,7 +516,7 @@ def _with_changed_schema(template: str) -> str:
     version["additionalPrinterColumns"].append(
         {"name": "Note", "type": "string", "jsonPath": f".spec.{NOTE_FIELD}"}
     )
-    return f"{head[0]}{yaml.safe_dump(crd, sort_keys=False)}{head[1]}"
+    return yaml.safe_dump(crd, sort_keys=False)
 
 
 def test_upgrade_with_a_changed_crd_schema_updates_the_crd(
@@ -520,7 +524,7 @@ def test_upgrade_with_a_changed_crd_schema_updates_the_crd(
 ) -> None:
     changed = tmp_path / "chart"
     shutil.copytree(CHART, changed)
-    template = changed / "templates" / "crds" / "restateclusters.yaml"
+    template = changed / "charts" / "restate-operator-crds" / "templates" / "restateclusters.yaml"
     template.write_text(_with_changed_schema(template.read_text()))
     probe = cluster_manifest("e2e-helm-upgrade-probe")
     probe["spec"][NOTE_FIELD] = "hello"
@@ -1018,9 +1022,11 @@ def test_uninstall_keeps_the_crd_and_existing_restateclusters(
         _delete_cluster(kubectl, name)
 
 
-def test_restate_deployments_value_adds_flag_rules_and_crd_only_when_enabled(helm: Helm) -> None:
-    """restateDeployments.enabled (default false): the env that turns the controller on, the
-    rules of rbac.DEPLOYMENT_PERMISSIONS after the default ones, and the generated CRD."""
+def test_restate_deployments_value_adds_flag_and_rules_only_when_enabled(helm: Helm) -> None:
+    """restateDeployments.enabled (default false): the env that turns the controller on and
+    the rules of rbac.DEPLOYMENT_PERMISSIONS after the default ones. The RestateDeployment and
+    RestateCloudEnvironment CRDs come with installCrds either way (the CRDs subchart installs
+    every kind, as upstream's does)."""
 
     def render(values: dict[str, Any] | None) -> dict[tuple[str, str], dict[str, Any]]:
         objects = helm.template(RELEASE, CHART, RELEASE_NS, values)
@@ -1032,14 +1038,18 @@ def test_restate_deployments_value_adds_flag_rules_and_crd_only_when_enabled(hel
 
     off = render(None)
     assert off[("ClusterRole", OPERATOR_SA)]["rules"] == rbac.CLUSTER_RULES
-    assert ("CustomResourceDefinition", "restatedeployments.restate.dev") not in off
+    assert ("CustomResourceDefinition", "restatedeployments.restate.dev") in off
+    assert ("CustomResourceDefinition", "restatecloudenvironments.restate.dev") in off
     assert "RESTATE_DEPLOYMENTS" not in env(off)
+    no_crds = render({"installCrds": False})
+    assert not [key for key in no_crds if key[0] == "CustomResourceDefinition"]
 
     on = render({"restateDeployments": {"enabled": True}})
     rules = on[("ClusterRole", OPERATOR_SA)]["rules"]
     assert rules == [*rbac.CLUSTER_RULES, *rbac.DEPLOYMENT_RULES]
     assert env(on)["RESTATE_DEPLOYMENTS"] == "true"
-    crd = on[("CustomResourceDefinition", "restatedeployments.restate.dev")]
-    generated = yaml.safe_load((REPO / "crd" / "restatedeployments.yaml").read_text())
-    assert crd["spec"] == generated["spec"]
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    for plural in ("restatedeployments", "restatecloudenvironments"):
+        crd = on[("CustomResourceDefinition", f"{plural}.restate.dev")]
+        generated = yaml.safe_load((REPO / "crd" / f"{plural}.yaml").read_text())
+        assert crd["spec"] == generated["spec"]
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"

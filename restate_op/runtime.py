@@ -419,6 +419,8 @@ class Reconcile:
         if error is not None:
             METRICS.reconcile_errors.labels(error=error.error_class.metric_label).inc()
             log.warning("reconcile failed: %s", error.message)
+            if not error.retried:  # the same spec fails the same way: wait for a change
+                return Result()
             return Result(failed=True, retry_after=_retry_after(error))
         return Result(requeue_after=conclusion.requeue_after)
 

@@ -24,9 +24,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from restate_op.api.kube_types import (
+    Affinity,
     EnvVar,
     KubeModel,
-    KubeObject,
     PodDNSConfig,
     ResourceRequirements,
     StringMap,
@@ -111,7 +111,7 @@ class TunnelSpec(KubeModel):
     node_selector: Annotated[
         StringMap | None, Field(json_schema_extra={"x-kubernetes-map-type": "atomic"})
     ] = None
-    affinity: KubeObject | None = Field(
+    affinity: Affinity | None = Field(
         default=None,
         description="Default: preferred pod anti-affinity across zones (upstream documents it "
         "but does not set it); {} disables all affinity.",

@@ -3,6 +3,7 @@
 Identity as upstream's (``restate.dev/v1beta1``, cluster-scoped, short name ``rce``, names
 of at most 56 characters) so its manifests carry over; plus what upstream lacks: a status
 subresource and printer columns (upstream PR #133 asks for Environment, Region and Age).
+The object around it is ``restate_op.api.crd_builder``'s, as for the other kinds.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from restate_op import GROUP
+from restate_op.api import crd_builder
 from restate_op.api.cloud import (
     MAX_NAME_LENGTH,
     RestateCloudEnvironmentSpec,
     RestateCloudEnvironmentStatus,
 )
-from restate_op.api.schema import structural_schema
+from restate_op.api.crd_builder import CrdKind, custom_resource_definition
+from restate_op.api.k8s_openapi import KubernetesTypes
 
 VERSION = "v1beta1"
 KIND = "RestateCloudEnvironment"
@@ -45,55 +48,33 @@ def printer_columns() -> list[dict[str, Any]]:
     ]
 
 
-def openapi_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": (
-            "A Restate Cloud environment: the operator runs its tunnel client, and "
-            "RestateDeployments with register.cloud register with it."
-        ),
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": structural_schema(RestateCloudEnvironmentSpec),
-            "status": structural_schema(RestateCloudEnvironmentStatus),
+RESTATECLOUDENVIRONMENT = CrdKind(
+    kind=KIND,
+    plural=PLURAL,
+    version=VERSION,
+    scope="Cluster",
+    short_names=("rce",),
+    description=(
+        "A Restate Cloud environment: the operator runs its tunnel client, and "
+        "RestateDeployments with register.cloud register with it."
+    ),
+    spec=RestateCloudEnvironmentSpec,
+    status=RestateCloudEnvironmentStatus,
+    printer_columns=printer_columns,
+    # The tunnel Deployment and Service are tunnel-<name>, which must fit 63 characters.
+    object_rules=(
+        {
+            "rule": f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
+            "message": f"metadata.name must be at most {MAX_NAME_LENGTH} characters: the "
+            "tunnel is named tunnel-<name>",
         },
-        "x-kubernetes-validations": [
-            {
-                "rule": f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
-                "message": f"metadata.name must be at most {MAX_NAME_LENGTH} characters: the "
-                "tunnel is named tunnel-<name>",
-            },
-        ],
-    }
+    ),
+)
+
+
+def openapi_schema(*, kubernetes_types: KubernetesTypes | None = None) -> dict[str, Any]:
+    return crd_builder.openapi_schema(RESTATECLOUDENVIRONMENT, kubernetes_types=kubernetes_types)
 
 
 def restatecloudenvironment_crd() -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": ["rce"],
-            },
-            "scope": "Cluster",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "additionalPrinterColumns": printer_columns(),
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                    "subresources": {"status": {}},
-                }
-            ],
-        },
-    }
+    return custom_resource_definition(RESTATECLOUDENVIRONMENT)

@@ -28,6 +28,7 @@ class _PklWriter:
         if schema.get("x-kubernetes-int-or-string"):
             return "Int|String"
         if schema.get("x-kubernetes-preserve-unknown-fields"):
+            # Kubernetes types (restate_op.api.k8s_openapi) too: the API server checks them.
             return "Dynamic"
         if "enum" in schema:
             return "|".join(f'"{v}"' for v in schema["enum"])
@@ -79,7 +80,7 @@ class _PklWriter:
 def restatecluster_pkl() -> str:
     """The Pkl module text (``crd/RestateCluster.pkl``)."""
     return _module(
-        openapi_schema(),
+        openapi_schema(kubernetes_types="named"),
         "RestateCluster",
         "restate.dev/v1",
         "a Restate cluster run by restate-op",
@@ -99,7 +100,7 @@ def restatecluster_pkl() -> str:
 def restatedeployment_pkl() -> str:
     """The Pkl module text (``crd/RestateDeployment.pkl``)."""
     return _module(
-        deployment_openapi_schema(),
+        deployment_openapi_schema(kubernetes_types="named"),
         "RestateDeployment",
         "restate.dev/v1beta1",
         "versioned Restate SDK services, registered and drained by restate-op",
@@ -121,7 +122,7 @@ def restatedeployment_pkl() -> str:
 def restatecloudenvironment_pkl() -> str:
     """The Pkl module text (``crd/RestateCloudEnvironment.pkl``)."""
     return _module(
-        cloud_openapi_schema(),
+        cloud_openapi_schema(kubernetes_types="named"),
         "RestateCloudEnvironment",
         "restate.dev/v1beta1",
         "a Restate Cloud environment and its tunnel client, run by restate-op",
