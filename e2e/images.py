@@ -12,7 +12,9 @@ any file of ``restate_op/``, ``states/``, ``pyproject.toml`` or the ``Dockerfile
 - ``pause``: the kubelet's sandbox image, ``gcc -static`` of Kubernetes' own ``pause.c``
   from the Go module cache;
 - ``busybox``: Debian's busybox-static with every applet linked (local-path's helper pods,
-  client pods in the tests).
+  client pods in the tests);
+- ``sdk``: the Restate SDK service of e2e/sdk_service (PyPI's ``restate-sdk``) on ``base``,
+  which the RestateDeployment tests register with a real Restate.
 
 podman runs with a private configuration (``CONTAINERS_CONF``, ``CONTAINERS_STORAGE_CONF``,
 ``CONTAINERS_REGISTRIES_CONF``) in which every public registry is blocked and short names are
@@ -337,6 +339,45 @@ def build_restate(base: Image, pins: Mapping[str, str]) -> Image:
     return Image("restate", ref, _save("restate", ref, key))
 
 
+def build_sdk(base: Image, pins: Mapping[str, str]) -> Image:
+    """e2e/sdk_service on the base image; rebuilt when the service or a pin changes."""
+    src = E2E_DIR / "sdk_service"
+    files = [src / "Containerfile", src / "app.py"]
+    args = {k: pins[k] for k in ("RESTATE_SDK_PYTHON_VERSION", "HYPERCORN_VERSION")}
+    key = _hash(
+        [
+            RECIPE_VERSION.encode(),
+            base.ref.encode(),
+            json.dumps(args, sort_keys=True).encode(),
+            *(f.read_bytes() for f in files),
+        ]
+    )
+    ref = f"localhost/restate-op/sdk-service:{key}"
+    if (have := _have("sdk", ref, key)) is not None:
+        return have
+    _ensure_in_podman(base)
+    with tempfile.TemporaryDirectory(prefix="restate-op-ctx-") as tmp:
+        ctx = Path(tmp)
+        for f in files:
+            shutil.copy2(f, ctx / f.name)
+        podman(
+            "sdk",
+            "build",
+            "--pull=never",
+            # pip fetches the wheels from PyPI, as for the operator image.
+            "--network=host",
+            f"--volume={CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro",
+            f"--build-arg=BASE_IMAGE={base.ref}",
+            *(f"--build-arg={k}={v}" for k, v in args.items()),
+            "-f",
+            str(ctx / "Containerfile"),
+            "-t",
+            ref,
+            str(ctx),
+        )
+    return Image("sdk", ref, _save("sdk", ref, key))
+
+
 def _gomodcache() -> Path:
     out = subprocess.run(
         ["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True
@@ -419,10 +460,11 @@ class ImageSet:
     restate: Image
     pause: Image
     busybox: Image
+    sdk: Image
 
     def all(self) -> list[Image]:
-        """The images to load into the node's containerd (the base too: it is small)."""
-        return [self.operator, self.restate, self.pause, self.busybox]
+        """The images to load into the node's containerd."""
+        return [self.operator, self.restate, self.pause, self.busybox, self.sdk]
 
 
 def build_all(timings: dict[str, float] | None = None) -> ImageSet:
@@ -444,7 +486,8 @@ def build_all(timings: dict[str, float] | None = None) -> ImageSet:
     restate = timed("restate", lambda: build_restate(base, pins))
     pause = timed("pause", lambda: build_pause(pins))
     busybox = timed("busybox", build_busybox)
-    return ImageSet(base, operator, restate, pause, busybox)
+    sdk = timed("sdk", lambda: build_sdk(base, pins))
+    return ImageSet(base, operator, restate, pause, busybox, sdk)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,10 @@ one registered (or re-registered with ``force``) is that service's latest, and t
 sets how many invocations are pinned to each URI. It never calls the endpoints it is told
 about (they are cluster DNS names that resolve nowhere here), and it listens on loopback
 only. Every request is recorded so that the tests can assert what the operator sent.
+
+As Restate Cloud's admin API (``StandInServer(base_path=..., token=...)``) it serves under a
+path prefix (what ``--cloud-admin-url-template`` points at) and answers 401 to any request
+without ``Authorization: Bearer <token>``; the test may change the token (a rotation).
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ from restate_op.restate_admin import LATEST_SQL, PINNED_SQL
 def service_of(uri: str) -> str:
     """The one service an endpoint offers: named after its namespace (the host's second
     label), so that RestateDeployments of different tests never share a service."""
-    host = urlsplit(uri).hostname or ""
+    split = urlsplit(uri)
+    host = split.hostname or ""
+    if "/http/" in split.path:
+        # A Restate Cloud tunnel URL: the version's host is the segment after /http/.
+        host = split.path.split("/http/", 1)[1].split("/", 1)[0]
     parts = host.split(".")
     return f"Greeter-{parts[1] if len(parts) > 1 else host}"
 
@@ -36,6 +44,7 @@ class Request:
     path: str
     query: dict[str, list[str]]
     body: Any
+    authorization: str | None = None
 
 
 @dataclass
@@ -51,8 +60,13 @@ class StandIn:
     #: While set, every registration is refused with (status, restate_code, message).
     reject: tuple[int, str, str] | None = None
     requests: list[Request] = field(default_factory=list)
-    #: Where it listens (set by ``StandInServer``).
+    #: Where it listens (set by ``StandInServer``), with the base path.
     url: str = ""
+    #: Only requests under this path are served (Restate Cloud's admin URL has none, the
+    #: stand-in's says which environment was addressed).
+    base_path: str = ""
+    #: While set, a request without ``Authorization: Bearer <token>`` is refused with 401.
+    token: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next: int = 0
 
@@ -66,10 +80,20 @@ class StandIn:
             return [r for r in self.requests if r.method == method and r.path.startswith(prefix)]
 
     def handle(
-        self, method: str, path: str, query: dict[str, list[str]], body: Any
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: Any,
+        authorization: str | None = None,
     ) -> tuple[int, Any]:
         with self.lock:
-            self.requests.append(Request(method, path, query, body))
+            if not path.startswith(self.base_path + "/"):
+                return 404, {"message": f"no environment at {path}"}
+            path = path.removeprefix(self.base_path)
+            self.requests.append(Request(method, path, query, body, authorization))
+            if self.token is not None and authorization != f"Bearer {self.token}":
+                return 401, {"message": "missing or wrong bearer token"}
             if method == "POST" and path == "/deployments":
                 return self._register(body)
             if method == "GET" and path == "/deployments":
@@ -128,8 +152,8 @@ class StandIn:
 class StandInServer:
     """The stand-in served on 127.0.0.1 (an ephemeral port) from a daemon thread."""
 
-    def __init__(self) -> None:
-        self.state = StandIn()
+    def __init__(self, base_path: str = "", token: str | None = None) -> None:
+        self.state = StandIn(base_path=base_path, token=token)
         state = self.state
 
         class Handler(BaseHTTPRequestHandler):
@@ -138,7 +162,13 @@ class StandInServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
-                status, answer = state.handle(self.command, parts.path, parse_qs(parts.query), body)
+                status, answer = state.handle(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query),
+                    body,
+                    self.headers.get("Authorization"),
+                )
                 data = b"" if answer is None else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -159,7 +189,9 @@ class StandInServer:
                 return None
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        #: Where it listens, without the base path.
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = self.origin + base_path
         state.url = self.url
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -62,9 +62,16 @@ def _pod_identity(capabilities: Capabilities, settings: OperatorSettings) -> boo
     )
 
 
+def _workload_identity(capabilities: Capabilities, settings: OperatorSettings) -> bool:
+    # Only with --gcp-workload-identity: elsewhere the chart grants no access to
+    # IAMPolicyMembers, and watching (or pruning) them would loop on 403s (upstream v2.3.1).
+    return capabilities.iam_policy_member and settings.gcp_workload_identity
+
+
 #: Optional child kinds, and when the operator watches (and so manages) them.
 OPTIONAL_CHILD_KINDS: tuple[tuple[Kind, Callable[[Capabilities, OperatorSettings], bool]], ...] = (
     (resources.POD_IDENTITY_ASSOCIATION, _pod_identity),
+    (resources.IAM_POLICY_MEMBER, _workload_identity),
     (resources.SECURITY_GROUP_POLICY, lambda c, _s: c.security_group_policy),
     (resources.SECRET_PROVIDER_CLASS, lambda c, _s: c.secret_provider_class),
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from restate_op.children import gcp
 from restate_op.children.constants import STATEFULSET_NAME
 from restate_op.drift import drift
 from restate_op.effects import Apply, Delete, Effect, Emit, OrphanDelete, PatchClaimSize, Provision
@@ -58,7 +59,20 @@ def apply_children(obs: Observation, plan: Plan) -> Planned:
     if restored:
         note = "Restored children changed by someone else: " + "; ".join(restored)
         effects.append(Emit(obs.raw, "Normal", "DriftCorrected", "Restore", note))
+    effects.extend(_ignored_annotation(obs, plan))
     return Planned(tuple(effects))
+
+
+def _ignored_annotation(obs: Observation, plan: Plan) -> tuple[Effect, ...]:
+    """Warn, when the ServiceAccount is applied, that its GKE annotation is not bound.
+
+    Only then: the warning follows each change of the annotation (and the first apply),
+    not every reconcile.
+    """
+    warning = gcp.ignored_annotation_warning(obs.cluster, obs.settings)
+    if warning is None or not any(m["kind"] == "ServiceAccount" for m in plan.apply):
+        return ()
+    return (Emit(obs.raw, "Warning", "WorkloadIdentityDisabled", "IgnoreAnnotation", warning),)
 
 
 def delete_stale_children(obs: Observation, plan: Plan) -> Planned:

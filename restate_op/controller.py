@@ -84,6 +84,9 @@ class Watch:
     label_selector: str | None
     #: The controller keys an added, changed or deleted object maps to.
     keys: Callable[[Mapping[str, Any], Caches], Iterable[str]]
+    #: Only this namespace (say, the operator's own, where Secrets must not be cached
+    #: cluster-wide); None: every namespace.
+    namespace: str | None = None
     #: Whether to watch at all, given what the cluster serves and the operator's flags.
     enabled: Callable[[Capabilities, OperatorSettings], bool] = field(
         default=lambda _capabilities, _settings: True

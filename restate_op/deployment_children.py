@@ -20,6 +20,7 @@ from typing import Any
 from restate_op.api.deployment import RestateDeployment
 from restate_op.api.deployment_crd import API_VERSION, FINALIZER, KIND
 from restate_op.children.constants import MANAGED_BY, MANAGED_BY_LABEL
+from restate_op.cloud_identity import with_env
 from restate_op.deployment_identity import ENDPOINT_PORT, PORT_NAME, target_port, template_json
 from restate_op.deployment_observe import (
     ALLOW_LABEL_PREFIX,
@@ -79,8 +80,13 @@ def replica_set(
     deployment_id: str | None,
     remove_at: str | None,
     endpoint: str,
+    inject_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any] | None:
-    """The version's ReplicaSet; None for an old version whose ReplicaSet is gone."""
+    """The version's ReplicaSet; None for an old version whose ReplicaSet is gone.
+
+    ``inject_env``: variables added to every container of the current version's pods (the
+    in-process tunnel's ``RESTATE_INPROC_*``).
+    """
     annotations: dict[str, str] = {}
     if current:
         template = rsd.spec.template
@@ -88,7 +94,8 @@ def replica_set(
         pod_meta: dict[str, Any] = {"labels": pod_labels}
         if template.metadata is not None and template.metadata.annotations:
             pod_meta["annotations"] = dict(template.metadata.annotations)
-        pod_template: dict[str, Any] = {"metadata": pod_meta, "spec": dict(template.spec)}
+        pod_spec = with_env(template.spec, inject_env) if inject_env else dict(template.spec)
+        pod_template: dict[str, Any] = {"metadata": pod_meta, "spec": pod_spec}
         selector: dict[str, Any] = {"matchLabels": pod_labels}
         if rsd.spec.selector is not None and rsd.spec.selector.match_expressions:
             selector["matchExpressions"] = [

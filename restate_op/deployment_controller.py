@@ -4,8 +4,11 @@ The runtime's second controller, registered only with ``--restate-deployments``.
 namespaced, so its key is ``namespace/name``. It watches its RestateDeployments; the
 ReplicaSets, Services and HorizontalPodAutoscalers they own (label ``restate.dev/owned-by``,
 whose value is the RestateDeployment's name); the pods of those ReplicaSets (label
-``pod-template-hash``, mapped through their ReplicaSet); and RestateClusters, whose changes
-(Ready or not, gone) concern every RestateDeployment that registers against them.
+``pod-template-hash``, mapped through their ReplicaSet); RestateClusters, whose changes
+(Ready or not, gone) concern every RestateDeployment that registers against them; and
+RestateCloudEnvironments and the Secrets of the operator's namespace, whose changes (a new
+region, a rotated token) reach every RestateDeployment with that ``register.cloud`` at once
+rather than on the next resync.
 
 ``observe`` reads only the caches and the operator's memory: Restate's view is whatever the
 last ``QueryRestate`` left there (``restate_op.deployment_decide.view_key``).
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,9 +26,10 @@ from pydantic import ValidationError
 from restate_op import deployment_knative as knative
 from restate_op.api.deployment import RestateDeployment
 from restate_op.api.deployment_crd import CRD_NAME, PLURAL, VERSION
+from restate_op.cloud_controller import served
+from restate_op.cloud_identity import cloud_access
 from restate_op.controller import Caches, Conclusion, Decision, RequiredApi, Watch
 from restate_op.deployment_decide import CONTROLLER, conclude, decide, rejections_key, view_key
-from restate_op.deployment_identity import admin_url
 from restate_op.deployment_observe import (
     OWNED_BY_LABEL,
     TEMPLATE_HASH_LABEL,
@@ -110,7 +115,20 @@ class RestateDeploymentController:
                 Watch(kind, OWNED_SELECTOR, self._by_owner, enabled=_knative)
                 for kind in KNATIVE_OWNED_KINDS
             ),
-            Watch(resources.KNATIVE_REVISION, REVISION_SELECTOR, self._by_configuration, _knative),
+            Watch(
+                resources.KNATIVE_REVISION,
+                REVISION_SELECTOR,
+                self._by_configuration,
+                enabled=_knative,
+            ),
+            Watch(resources.RESTATE_CLOUD_ENVIRONMENT, None, self._by_cloud, enabled=served),
+            Watch(
+                resources.SECRET,
+                None,
+                self._by_secret,
+                namespace=self.settings.operator_namespace,
+                enabled=served,
+            ),
         )
 
     def required_apis(self, settings: OperatorSettings) -> Sequence[RequiredApi]:
@@ -120,7 +138,7 @@ class RestateDeploymentController:
                 PLURAL,
                 f"{CRD_NAME} (started with --restate-deployments; install the chart with "
                 f"restateDeployments.enabled=true)",
-            )
+            ),
         ]
 
     @staticmethod
@@ -161,6 +179,31 @@ class RestateDeploymentController:
             if register.get("cluster") == cluster:
                 keys.append(key_of(rsd["metadata"]["namespace"], rsd["metadata"]["name"]))
         return keys
+
+    @staticmethod
+    def _using(caches: Caches, environments: set[str]) -> list[str]:
+        keys = []
+        for rsd in caches.list(resources.RESTATE_DEPLOYMENT):
+            register = ((rsd.get("spec") or {}).get("restate") or {}).get("register") or {}
+            if register.get("cloud") in environments:
+                keys.append(key_of(rsd["metadata"]["namespace"], rsd["metadata"]["name"]))
+        return keys
+
+    def _by_cloud(self, obj: Mapping[str, Any], caches: Caches) -> Iterable[str]:
+        return self._using(caches, {obj["metadata"]["name"]})
+
+    def _by_secret(self, obj: Mapping[str, Any], caches: Caches) -> Iterable[str]:
+        """The RestateDeployments of every environment whose token this Secret holds."""
+        secret = obj["metadata"]["name"]
+        environments = {
+            rce["metadata"]["name"]
+            for rce in caches.list(resources.RESTATE_CLOUD_ENVIRONMENT)
+            if (((rce.get("spec") or {}).get("authentication") or {}).get("secret") or {}).get(
+                "name"
+            )
+            == secret
+        }
+        return self._using(caches, environments) if environments else []
 
     # -- the reconcile -------------------------------------------------------------------
 
@@ -203,10 +246,20 @@ class RestateDeploymentController:
             if register.cluster is not None
             else None
         )
-        admin = admin_url(register, self.settings.cluster_dns)
-        view = self.memory.get(view_key(admin)) if admin is not None else None
-        served = self.capabilities().knative_serving
-        configurations = owned(resources.KNATIVE_CONFIGURATION) if served else []
+        cloud = None
+        if register.cloud is not None:
+            rce = self.caches.get(resources.RESTATE_CLOUD_ENVIRONMENT, None, register.cloud)
+            ref = (((rce or {}).get("spec") or {}).get("authentication") or {}).get("secret")
+            secret = (
+                self.caches.get(
+                    resources.SECRET, self.settings.operator_namespace, str(ref.get("name"))
+                )
+                if isinstance(ref, Mapping)
+                else None
+            )
+            cloud = cloud_access(register.cloud, rce, secret, self.settings)
+        knative_served = self.capabilities().knative_serving
+        configurations = owned(resources.KNATIVE_CONFIGURATION) if knative_served else []
         config_uids = {c["metadata"].get("uid") for c in configurations}
         config_names = {c["metadata"]["name"] for c in configurations}
         routes = (
@@ -215,7 +268,7 @@ class RestateDeploymentController:
                 for r in self.caches.list(resources.KNATIVE_ROUTE, namespace, OWNED_SELECTOR)
                 if any(controlled_by(r, u) for u in config_uids if u)
             ]
-            if served
+            if knative_served
             else []
         )
         revisions = (
@@ -225,10 +278,10 @@ class RestateDeploymentController:
                 if (r["metadata"].get("labels") or {}).get(knative.CONFIGURATION_LABEL)
                 in config_names
             ]
-            if served
+            if knative_served
             else []
         )
-        return DeploymentObservation(
+        observation = DeploymentObservation(
             rsd=rsd,
             raw=raw,
             replica_sets=tuple(replica_sets),
@@ -240,12 +293,17 @@ class RestateDeploymentController:
             configurations=tuple(configurations),
             routes={r["metadata"]["name"]: r for r in routes},
             revisions={r["metadata"]["name"]: r for r in revisions},
-            knative_served=served,
+            knative_served=knative_served,
             cluster=cluster,
-            restate=view if isinstance(view, RestateView) else None,
+            cloud=cloud,
             rejections=self._rejections(rsd),
             settings=self.settings,
         )
+        admin = observation.admin
+        view = self.memory.get(view_key(admin)) if admin is not None else None
+        if not isinstance(view, RestateView):
+            return observation
+        return replace(observation, restate=view)
 
     def _rejections(self, rsd: RestateDeployment) -> dict[str, Rejection]:
         """Memory first; after a restart, what the status recorded."""

@@ -11,8 +11,8 @@ turns Restate's answers to the registrations into rejections (with backoff), the
 (conditions and the per-version list) and one Event per version transition.
 
 Neither does I/O; both are tested state in, state out (``tests/test_deployment_decide.py``).
-This controller is not yet registered with the runtime: the executor's admin-API effects,
-the observe half and the RBAC come with it.
+``register.cloud`` registers with a Restate Cloud environment (``restate_op.cloud_identity``:
+its admin URL, bearer token and tunnel URLs come with the observation).
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ from restate_op.api.deployment import (
 )
 from restate_op.api.deployment_crd import API_VERSION, FINALIZER, KIND
 from restate_op.api.models import Condition
+from restate_op.cloud_identity import escapes, user_inproc_variables
 from restate_op.controller import Conclusion, Decision, sooner
 from restate_op.deployment_children import finalizer_manifest
 from restate_op.deployment_effects import PLANNERS, VersionPlan
 from restate_op.deployment_identity import (
-    admin_url,
-    endpoint_uri,
     template_json,
     version_hash,
     versioned_name,
@@ -156,16 +155,37 @@ def backoff(attempts: int) -> float:
 
 
 def _unsupported(obs: DeploymentObservation) -> str | None:
-    spec = obs.rsd.spec
     if obs.knative and not obs.knative_served:
         return (
             "deploymentMode knative, but Knative Serving (serving.knative.dev/v1 "
             "configurations) is not installed"
         )
-    if spec.restate.register.cloud is not None:
-        return "spec.restate.register.cloud (RestateCloudEnvironment) is not supported yet"
-    if spec.restate.tunnel_mode == "in-process":
-        return "spec.restate.tunnelMode in-process is not supported yet"
+    return None
+
+
+def _invalid(obs: DeploymentObservation) -> str | None:
+    """What upstream calls InvalidRestateConfig: a spec that cannot be registered as is."""
+    restate = obs.rsd.spec.restate
+    if obs.knative:
+        if restate.tunnel_mode == "in-process":
+            return "tunnelMode: in-process is not supported in Knative mode"
+        invalid = knative.invalid_config(obs.rsd)
+        if invalid is not None:
+            return invalid
+    if restate.tunnel_mode is not None and restate.register.cloud is None:
+        return "spec.restate.tunnelMode is only meaningful with spec.restate.register.cloud"
+    if restate.register.cloud is not None and escapes(restate.service_path):
+        return (
+            f"spec.restate.servicePath {restate.service_path!r} leaves the tunnel's base path "
+            f"('..' is not allowed)"
+        )
+    if obs.in_process:
+        already = user_inproc_variables(obs.rsd.spec.template.spec)
+        if already:
+            return (
+                f"tunnelMode in-process sets the RESTATE_INPROC_* variables itself; the pod "
+                f"template already sets {', '.join(already)}: remove them"
+            )
     return None
 
 
@@ -213,8 +233,6 @@ def _view_note(obs: DeploymentObservation, state: ViewState, now: float) -> str:
 def _facts(obs: DeploymentObservation, collision_count: int | None) -> list[Facts]:
     """The current version first, then every older one, newest first."""
     rsd = obs.rsd
-    dns = obs.settings.cluster_dns
-    path = rsd.spec.restate.service_path
     status = rsd.status
     if obs.knative:
         current_hash = knative.tag(rsd, collision_count)
@@ -229,7 +247,7 @@ def _facts(obs: DeploymentObservation, collision_count: int | None) -> list[Fact
             # The Route's URL (servicePath is not appended, as upstream), once Knative set it.
             computed = knative.route_url(obs.routes.get(name)) or ""
         else:
-            computed = endpoint_uri(name, rsd.namespace, dns, path)
+            computed = obs.endpoint(name)
         # An old version keeps the URI it was registered under (servicePath may have moved).
         uri = computed if current else annotations.get(ENDPOINT_ANNOTATION, computed)
         known = view.by_uri(uri) if view is not None else None
@@ -327,9 +345,17 @@ def _decide(obs: DeploymentObservation, now: float) -> DeploymentDecision:
     unsupported = _unsupported(obs)
     if unsupported is not None:
         return DeploymentDecision(phase="Starting", reason="NotSupported", message=unsupported)
-    invalid = knative.invalid_config(rsd) if obs.knative else None
+    invalid = _invalid(obs)
     if invalid is not None:
         return DeploymentDecision(phase="Starting", reason="InvalidRestateConfig", message=invalid)
+    if obs.deleting and obs.cloud is not None and not obs.cloud.found:
+        return DeploymentDecision(
+            phase="Retired",
+            reason="Deleting",
+            message=f"RestateCloudEnvironment {obs.cloud.name} is gone: released",
+            effects=_release(obs),
+            released=True,
+        )
     if obs.deleting and rsd.spec.restate.register.cluster is not None and obs.cluster is None:
         # The Restate it registered with is gone, and every registration with it.
         return DeploymentDecision(
@@ -350,7 +376,7 @@ def _decide(obs: DeploymentObservation, now: float) -> DeploymentDecision:
             requeue_after=0.0,
         )
 
-    admin = admin_url(rsd.spec.restate.register, obs.settings.cluster_dns)
+    admin = obs.admin
     facts = _facts(obs, collision_count)
     state = _view_state(obs, admin, facts, now)
     ctx = Context(obs, now, state, _view_note(obs, state, now))
@@ -391,7 +417,7 @@ def _decide(obs: DeploymentObservation, now: float) -> DeploymentDecision:
         view = obs.restate if state != "missing" else None
         age = now - view.read_at if view is not None else None
         if talked or age is None or age >= refresh or state in ("stale", "failed"):
-            effects.append(QueryRestate(admin, view_key(admin)))
+            effects.append(QueryRestate(admin, view_key(admin), obs.token))
             again = talked or state in ("missing", "stale")
             requeue = sooner(requeue, 0.0 if again else refresh)
         else:
@@ -446,7 +472,7 @@ def _requeue(ctx: Context, plans: list[VersionPlan], busy: bool) -> float | None
             requeue = sooner(requeue, max(v.remove_at - ctx.now, 0.0))
         if p.phase == "Rejected" and p.facts.rejection is not None:
             requeue = sooner(requeue, max(p.facts.rejection.retry_at - ctx.now, 0.0))
-        if v.reason in ("ClusterNotReady", "ClusterNotFound"):
+        if v.reason in ("ClusterNotReady", "ClusterNotFound", "CloudEnvironmentNotReady"):
             requeue = sooner(requeue, CLUSTER_WAIT_SECONDS)
     return requeue
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from restate_op import deployment_knative as knative
+from restate_op.cloud_identity import in_process_env
 from restate_op.deployment_children import (
     autoscaler,
     pod_latest_label,
@@ -107,6 +108,14 @@ def apply_knative_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]
     return tuple(effects)
 
 
+def _in_process_env(ctx: Context, version: str) -> dict[str, str] | None:
+    """The RESTATE_INPROC_* variables of an in-process version (upstream §1.8)."""
+    cloud = ctx.obs.cloud
+    if not ctx.obs.in_process or cloud is None or not cloud.found:
+        return None
+    return in_process_env(cloud, version)
+
+
 def apply_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
     """The version's ReplicaSet and Service, and the latest label on its pods."""
     if ctx.obs.knative:
@@ -124,6 +133,7 @@ def apply_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
         deployment_id=_deployment_id(plan),
         remove_at=_remove_at(plan),
         endpoint=v.uri,
+        inject_env=_in_process_env(ctx, v.name) if v.current else None,
     )
     if manifest is None:
         return ()
@@ -162,6 +172,7 @@ def register_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
             version=plan.facts.name,
             use_http11=ctx.obs.rsd.spec.restate.use_http11 is True,
             force=plan.verdict.force,
+            token=ctx.obs.token,
         ),
     )
 
@@ -202,7 +213,7 @@ def deregister_version(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:
     known = plan.facts.known
     if ctx.view != "ok" or known is None or plan.admin_url is None:
         return ()
-    return (DeregisterDeployment(plan.admin_url, known.id, plan.facts.name),)
+    return (DeregisterDeployment(plan.admin_url, known.id, plan.facts.name, ctx.obs.token),)
 
 
 def prune_history(ctx: Context, plan: VersionPlan) -> tuple[Effect, ...]:

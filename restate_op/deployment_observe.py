@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from restate_op.api.deployment import RestateDeployment, RestateDeploymentStatus
-from restate_op.deployment_identity import same_uri
+from restate_op.cloud_identity import CloudAccess, external_tunnel_uri, in_process_tunnel_uri
+from restate_op.deployment_identity import admin_url, endpoint_uri, same_uri
 from restate_op.settings import OperatorSettings
 
 # Labels and annotations: upstream's names where upstream has one, so its objects are read.
@@ -139,11 +140,40 @@ class DeploymentObservation:
     knative_served: bool = False
     #: The target RestateCluster (``register.cluster``), None if it does not exist.
     cluster: Mapping[str, Any] | None = None
+    #: What ``register.cloud`` resolves to (None: another target).
+    cloud: CloudAccess | None = None
     #: Restate's view as last read; None when it was never read (say, after a restart).
     restate: RestateView | None = None
     #: Refused registrations by version name (memory, else the recorded status).
     rejections: Mapping[str, Rejection] = field(default_factory=dict)
     settings: OperatorSettings = field(default_factory=OperatorSettings)
+
+    @property
+    def admin(self) -> str | None:
+        """The admin API the versions register with; None while a cloud target is unusable."""
+        if self.cloud is not None:
+            return self.cloud.admin_url if self.cloud.usable else None
+        return admin_url(self.rsd.spec.restate.register, self.settings.cluster_dns)
+
+    @property
+    def token(self) -> str | None:
+        return self.cloud.token if self.cloud is not None else None
+
+    @property
+    def in_process(self) -> bool:
+        return self.rsd.spec.restate.tunnel_mode == "in-process"
+
+    def endpoint(self, version: str) -> str:
+        """The URI a version is registered under: its Service, or its tunnel URL (cloud)."""
+        path = self.rsd.spec.restate.service_path
+        cloud = self.cloud
+        if cloud is not None and cloud.found and cloud.tunnel_base:
+            if self.in_process:
+                return in_process_tunnel_uri(cloud, version, path)
+            return external_tunnel_uri(
+                cloud, version, self.rsd.namespace, self.settings.cluster_dns, path
+            )
+        return endpoint_uri(version, self.rsd.namespace, self.settings.cluster_dns, path)
 
     @property
     def deleting(self) -> bool:

@@ -175,6 +175,18 @@ def cluster(ctx: Context, v: Facts) -> VersionVerdict | None:
     return None
 
 
+def cloud(ctx: Context, v: Facts) -> VersionVerdict | None:
+    """``register.cloud``: the RestateCloudEnvironment exists, is valid and has its token."""
+    access = ctx.obs.cloud
+    if access is None:
+        return None
+    if not access.found:
+        return VersionVerdict("Starting", "CloudEnvironmentNotFound", access.problem or "")
+    if access.problem is not None:
+        return VersionVerdict("Starting", "CloudEnvironmentNotReady", access.problem)
+    return None
+
+
 def pods(ctx: Context, v: Facts) -> VersionVerdict | None:
     """Registration needs the pods: Restate discovers the services by calling them. In
     Knative mode, Knative's word instead: the Route serves the latest Revision, Ready."""
@@ -287,6 +299,11 @@ CURRENT_RULES: tuple[Rule, ...] = (
     Rule("latest", (("Latest", "Latest"),), latest),
     Rule("recorded_latest", (("Latest", "Latest"),), recorded_latest),
     Rule("cluster", (("Starting", "ClusterNotFound"), ("Starting", "ClusterNotReady")), cluster),
+    Rule(
+        "cloud",
+        (("Starting", "CloudEnvironmentNotFound"), ("Starting", "CloudEnvironmentNotReady")),
+        cloud,
+    ),
     Rule(
         "pods",
         (

@@ -29,6 +29,7 @@ class Discovery:
             pod_identity_association=await has(
                 "eks.services.k8s.aws/v1alpha1", "podidentityassociations"
             ),
+            iam_policy_member=await has("iam.cnrm.cloud.google.com/v1beta1", "iampolicymembers"),
             security_group_policy=await has(
                 "vpcresources.k8s.aws/v1beta1", "securitygrouppolicies"
             ),
@@ -36,6 +37,7 @@ class Discovery:
                 "secrets-store.csi.x-k8s.io/v1", "secretproviderclasses"
             ),
             knative_serving=await has("serving.knative.dev/v1", "configurations"),
+            restate_cloud_environment=await has("restate.dev/v1beta1", "restatecloudenvironments"),
         )
 
     async def missing(self, required: Iterable[RequiredApi]) -> list[RequiredApi]:

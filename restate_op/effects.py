@@ -147,6 +147,8 @@ class RegisterDeployment:
     version: str
     use_http11: bool = False
     force: bool = False
+    #: ``Authorization: Bearer`` (Restate Cloud); never logged.
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ class DeregisterDeployment:
     admin_url: str
     deployment_id: str
     version: str
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ class QueryRestate:
 
     admin_url: str
     key: tuple[str, str]
+    token: str | None = field(default=None, repr=False)
 
 
 Effect = (

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from restate_op import FIELD_MANAGER, restate_admin
+from restate_op.child_fields import spec_field
 from restate_op.effects import (
     Apply,
     Delete,
@@ -45,6 +46,7 @@ from restate_op.kube.client import KubeClient
 from restate_op.kube.errors import Conflict, KubeError, is_transient, with_retries
 from restate_op.kube.events import EventRecorder
 from restate_op.outcomes import (
+    InvalidInput,
     PermanentError,
     ReconcileError,
     TemporaryError,
@@ -78,11 +80,13 @@ class Memory:
         self._values.pop(key, None)
 
 
-def classify(exc: BaseException) -> ReconcileError:
+def classify(exc: BaseException, effect: Effect | None = None) -> ReconcileError:
     """The one translation of an exception raised while carrying out an effect."""
     if isinstance(exc, ReconcileError):
         return exc
     if isinstance(exc, KubeError):
+        if exc.invalid and isinstance(effect, Apply):
+            return invalid_input(exc, effect)
         if is_transient(exc):
             return TemporaryError(
                 f"Kubernetes API errors persisted after retries: {exc}; retrying",
@@ -92,6 +96,24 @@ def classify(exc: BaseException) -> ReconcileError:
             f"The API server rejected a child object: {exc}; check the spec field it names"
         )
     return internal_error(exc)
+
+
+def invalid_input(exc: KubeError, effect: Apply) -> InvalidInput:
+    """A child refused for what the user wrote: which child, which field, and where in the
+    spec that field comes from (``restate_op.child_fields``).
+
+    Only children: they are built from the spec. A status write or a patch the operator
+    makes itself that is refused is its own bug, and stays a (retried) ``PermanentError``.
+    """
+    child = f"{effect.kind} {effect.name}"
+    fields = exc.fields
+    sources = [f for f in (spec_field(effect.kind, field) for field in fields) if f is not None]
+    where = f" (from {', '.join(dict.fromkeys(sources))})" if sources else ""
+    named = f" at {', '.join(fields)}" if fields else ""
+    return InvalidInput(
+        f"The API server refused {child}{named}{where}: {exc.message}; fix the spec field, "
+        "it is not retried until the spec changes"
+    )
 
 
 def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
@@ -136,7 +158,7 @@ class Executor:
             try:
                 await self._carry_out(effect, outcome)
             except Exception as exc:
-                outcome.error = classify(exc)
+                outcome.error = classify(exc, effect)
                 if outcome.error.error_class.metric_label == "Internal":
                     log.exception("operator bug while carrying out %s", type(effect).__name__)
                 return outcome
@@ -228,7 +250,9 @@ class Executor:
                 await restate_admin.deregister(self.admin, effect)
                 log.info("deregistered %s (%s)", effect.deployment_id, effect.version)
             case QueryRestate():
-                view = await restate_admin.read_view(self.admin, effect.admin_url, self._clock())
+                view = await restate_admin.read_view(
+                    self.admin, effect.admin_url, self._clock(), effect.token
+                )
                 if view.error is not None:
                     log.warning("could not read Restate's view: %s", view.error)
                 self.memory.put(effect.key, view)
@@ -315,9 +339,13 @@ class Executor:
         )
         if not found or all(controlled_by(obj, owner_uid) for obj in found):
             return
+        owner = next(
+            (r["kind"] for r in meta.get("ownerReferences") or [] if r.get("uid") == owner_uid),
+            "RestateCluster",
+        )
         raise child_conflict(
             f"{manifest['kind']} {meta['name']} already exists in namespace "
-            f"{meta.get('namespace')} and is not managed by this RestateCluster; the operator "
+            f"{meta.get('namespace')} and is not managed by this {owner}; the operator "
             f"leaves it alone. Delete or rename it so that the operator can create its own."
         )
 

@@ -27,6 +27,7 @@ STATES_DIR = Path(__file__).resolve().parent.parent / "states"
 STATES_FILE = STATES_DIR / "restatecluster.yaml"
 #: The machine of one version of a RestateDeployment.
 DEPLOYMENT_STATES_FILE = STATES_DIR / "restatedeployment.yaml"
+CLOUD_STATES_FILE = STATES_DIR / "restatecloudenvironment.yaml"
 
 #: When a status of a state may wait to be written (see ``restate_op.coalesce``).
 Coalesce = Literal["never", "progress", "entry"]

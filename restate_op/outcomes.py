@@ -11,6 +11,10 @@ doing I/O) turns every exception into one of these, once, at the place it happen
   API server rejects, an object of the same name owned by someone else). Degraded with what to
   change; retried with growing backoff, because the cause may be outside the spec (someone
   deletes the foreign object), and at once on any change of the cluster.
+- ``InvalidInput`` (a ``PermanentError``): the API server refused a child because of what
+  the user wrote (a 422, or a server-side apply body that does not fit the schema). The same
+  spec can never succeed, so it is not retried at all: Degraded naming the field, and the
+  next reconcile is the next change (or the periodic resync).
 - ``InternalError``: anything else is a bug in the operator (a ``KeyError`` in a template, a
   ``TypeError`` in a builder). Degraded with reason ``InternalError``, the exception type and a
   pointer to the log, where the traceback is; counted as ``Internal``, never called an outage.
@@ -29,6 +33,8 @@ class ReconcileError(Exception):
 
     #: The Degraded reason, unless the instance names a more precise one.
     default_reason: ClassVar[str] = "ApiError"
+    #: Whether the queue retries the key with backoff (else it waits for a change).
+    retried: ClassVar[bool] = True
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
@@ -56,6 +62,12 @@ class PermanentError(ReconcileError):
     default_reason = "ApplyRejected"
 
 
+class InvalidInput(PermanentError):
+    """A child refused for what the spec says; retrying the same spec cannot help."""
+
+    retried = False
+
+
 class InternalError(ReconcileError):
     """A bug in the operator."""
 
@@ -71,6 +83,7 @@ class ErrorClass:
 ERROR_CLASSES: dict[type[ReconcileError], ErrorClass] = {
     TemporaryError: ErrorClass(metric_label="KubeTransient"),
     PermanentError: ErrorClass(metric_label="KubePermanent"),
+    InvalidInput: ErrorClass(metric_label="KubePermanent"),
     InternalError: ErrorClass(metric_label="Internal"),
 }
 

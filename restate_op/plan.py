@@ -19,8 +19,6 @@ from restate_op.children.constants import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     PDB_NAME,
-    PIA_CANARY_JOB_NAME,
-    PIA_NAME,
 )
 from restate_op.children.kube_values import check_kube_values, check_storage_class
 from restate_op.children.metadata import selector_labels
@@ -34,6 +32,12 @@ from restate_op.diff import up_to_date, with_desired_hash
 from restate_op.observe import Observation
 from restate_op.quantity import InvalidQuantity, quantity_bytes
 from restate_op.validation import SpecProblem, validate
+from restate_op.workload_identity import (
+    Identity,
+    IdentityProof,
+    identity_bindings,
+    workload_identity_problems,
+)
 
 #: Kinds the operator prunes when no longer desired (never Namespaces or PVCs).
 PRUNABLE_KINDS = (
@@ -41,13 +45,13 @@ PRUNABLE_KINDS = (
     "NetworkPolicy",
     "PodDisruptionBudget",
     "PodIdentityAssociation",
+    "IAMPolicyMember",
     "SecurityGroupPolicy",
     "SecretProviderClass",
     "Job",
 )
 
 NamespaceOwnership = Literal["absent", "owned", "adopted", "conflict"]
-CanaryOutcome = Literal["passed", "failed", "pending"]
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,8 @@ class Plan:
     delete: tuple[ChildRef, ...] = ()
     volumes: VolumePlan | None = None
     rollout: Rollout | None = None
-    #: Pod Identity: None when not configured.
-    identity_synced: bool | None = None
-    canary: CanaryOutcome | None = None
+    #: One per identity binding configured (EKS Pod Identity, GKE Workload Identity).
+    identities: tuple[IdentityProof, ...] = ()
     provisioning_due: bool = False
 
 
@@ -128,7 +131,7 @@ def make_plan(obs: Observation) -> Plan:
     if problems or ownership == "conflict":
         return Plan(problems=problems, namespace=ownership)
 
-    identity = _identity(obs)
+    identity = identity_bindings(obs)
     desired = [
         *_desired_children(obs, ownership),
         *identity.manifests,
@@ -145,11 +148,10 @@ def make_plan(obs: Observation) -> Plan:
         problems=(),
         namespace=ownership,
         apply=tuple(m for m in desired if not up_to_date(obs.live(m), m)),
-        delete=_stale(obs, {(m["kind"], m["metadata"]["name"]) for m in desired}, identity.canary),
+        delete=_stale(obs, {(m["kind"], m["metadata"]["name"]) for m in desired}),
         volumes=_volume_plan(obs),
         rollout=_rollout(obs),
-        identity_synced=identity.synced,
-        canary=identity.canary,
+        identities=tuple(b.proof for b in identity.bindings),
         provisioning_due=restate_config.effective_auto_provision(cluster)
         and not (status and status.provisioned)
         and cluster.spec.compute.desired_replicas > 0,
@@ -173,36 +175,6 @@ def _desired_children(obs: Observation, ownership: NamespaceOwnership) -> list[d
     return desired
 
 
-@dataclass(frozen=True)
-class _Identity:
-    """Pod Identity: the association, then a canary proving pods receive credentials."""
-
-    manifests: tuple[dict[str, Any], ...] = ()
-    #: None when Pod Identity is not configured (or its API not served).
-    synced: bool | None = None
-    canary: CanaryOutcome | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.canary == "passed"
-
-
-def _identity(obs: Observation) -> _Identity:
-    cluster, settings = obs.cluster, obs.settings
-    pia = aws.desired_pod_identity_association(cluster, settings)
-    if pia is None or not obs.capabilities.pod_identity_association:
-        return _Identity()
-    live_pia = obs.child("PodIdentityAssociation", PIA_NAME)
-    synced = live_pia is not None and aws.pod_identity_synced(dict(live_pia))
-    if not synced:
-        return _Identity((pia,), synced=False)
-    job = obs.child("Job", PIA_CANARY_JOB_NAME)
-    canary = aws.canary_outcome(dict(job) if job is not None else None)
-    if canary == "failed":
-        return _Identity((pia,), synced=True, canary=canary)
-    return _Identity((pia, aws.desired_pia_canary_job(cluster, settings)), True, canary)
-
-
 def _security_groups_and_keys(obs: Observation) -> list[dict[str, Any]]:
     cluster = obs.cluster
     found = [desired_secret_provider_class(cluster)]
@@ -211,16 +183,18 @@ def _security_groups_and_keys(obs: Observation) -> list[dict[str, Any]]:
     return [m for m in found if m is not None]
 
 
-def _statefulset(obs: Observation, identity: _Identity, *, has_sgp: bool) -> dict[str, Any] | None:
+def _statefulset(obs: Observation, identity: Identity, *, has_sgp: bool) -> dict[str, Any] | None:
     """The StatefulSet to apply, or None while it must be held back.
 
     Held back while a StatefulSet is being deleted (the orphan delete of an expansion: the
-    next reconcile re-creates it once it is gone), and before a new cluster's Pod Identity is
-    proven (its pods would start without credentials).
+    next reconcile re-creates it once it is gone), and before a new cluster's identity
+    bindings are proven (its pods would start without credentials).
     """
     cluster, settings = obs.cluster, obs.settings
     live = obs.statefulset
-    pod_annotations = aws.identity_pod_annotations(cluster, settings, identity.active, has_sgp)
+    # Security groups are attached at pod creation too, so they roll the pods the same way.
+    groups = aws.identity_pod_annotations(cluster, settings, False, has_sgp)
+    pod_annotations = dict(sorted({**groups, **identity.pod_annotations}.items()))
     statefulset = desired_statefulset(cluster, settings, pod_annotations)
     live_size = _claim_template_bytes(live)
     if live_size is not None:
@@ -229,14 +203,16 @@ def _statefulset(obs: Observation, identity: _Identity, *, has_sgp: bool) -> dic
         for template in statefulset["spec"].get("volumeClaimTemplates", []):
             template["spec"]["resources"]["requests"]["storage"] = str(live_size)
     terminating = live is not None and bool(live.get("metadata", {}).get("deletionTimestamp"))
-    unproven = identity.synced is not None and not identity.active and live is None
+    unproven = not identity.proven and live is None
     return None if terminating or unproven else statefulset
 
 
-def _stale(
-    obs: Observation, desired: set[tuple[str, str]], canary: CanaryOutcome | None
-) -> tuple[ChildRef, ...]:
-    """Children of prunable kinds no longer desired (never Namespaces or PVCs)."""
+def _stale(obs: Observation, desired: set[tuple[str, str]]) -> tuple[ChildRef, ...]:
+    """Children of prunable kinds no longer desired (never Namespaces or PVCs).
+
+    A failed canary Job is one: ``restate_op.workload_identity`` leaves it out of the desired
+    children, so it is deleted here and re-created by the next reconcile.
+    """
     name = obs.cluster.name
     stale = tuple(
         ChildRef(
@@ -256,13 +232,15 @@ def _stale(
         and not _ours(obj)
         and _upstream_leftover(obs, obj["kind"], child, obj)
     )
-    if canary == "failed":
-        stale = (*stale, ChildRef("batch/v1", "Job", name, PIA_CANARY_JOB_NAME))
     return stale
 
 
 def _capability_problems(obs: Observation) -> tuple[SpecProblem, ...]:
-    """Spec fields that need an API the cluster does not serve."""
+    """Spec fields that need an API the cluster does not serve, or a flag's input it refuses."""
+    return _signing_key_problems(obs) + workload_identity_problems(obs)
+
+
+def _signing_key_problems(obs: Observation) -> tuple[SpecProblem, ...]:
     key = obs.cluster.spec.security_or_default.request_signing_private_key
     if (
         key is not None

@@ -10,6 +10,7 @@ Three calls, each against a base URL whose own path is kept (``admin_request_url
   SQL ``POST {admin}/query`` (which deployment each service's latest is, and how many
   non-completed invocations are pinned to each deployment).
 
+Restate Cloud's admin API takes ``Authorization: Bearer <token>`` (the effects carry it).
 A 5xx, a timeout or any transport error is a ``TemporaryError``; so is an answer that does
 not parse. Nothing here decides anything.
 """
@@ -48,6 +49,14 @@ def new_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
 
+def headers(token: str | None) -> dict[str, str]:
+    """What every request sends; a bearer token only for Restate Cloud."""
+    found = {"Accept": "application/json"}
+    if token is not None:
+        found["Authorization"] = f"Bearer {token}"
+    return found
+
+
 def _body(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -80,7 +89,7 @@ async def register(client: httpx.AsyncClient, effect: RegisterDeployment) -> Reg
     what = f"POST {url}"
     body = {"uri": effect.uri, "use_http_11": effect.use_http11, "force": effect.force}
     try:
-        response = await client.post(url, json=body, headers={"Accept": "application/json"})
+        response = await client.post(url, json=body, headers=headers(effect.token))
     except httpx.HTTPError as exc:
         raise _transport(what, exc) from exc
     if response.is_success:
@@ -105,7 +114,7 @@ async def deregister(client: httpx.AsyncClient, effect: DeregisterDeployment) ->
     url = admin_request_url(effect.admin_url, "deployments", effect.deployment_id)
     what = f"DELETE {url}"
     try:
-        response = await client.delete(url, params={"force": "true"})
+        response = await client.delete(url, params={"force": "true"}, headers=headers(effect.token))
     except httpx.HTTPError as exc:
         raise _transport(what, exc) from exc
     if response.is_success or response.status_code == 404:
@@ -120,10 +129,12 @@ async def deregister(client: httpx.AsyncClient, effect: DeregisterDeployment) ->
     raise _temporary(what, response)
 
 
-async def _sql(client: httpx.AsyncClient, admin: str, query: str) -> list[Mapping[str, Any]]:
+async def _sql(
+    client: httpx.AsyncClient, admin: str, query: str, token: str | None = None
+) -> list[Mapping[str, Any]]:
     url = admin_request_url(admin, "query")
     what = f"POST {url}"
-    body = await _read_json(client, "POST", url, what, json={"query": query})
+    body = await _read_json(client, "POST", url, what, token, json={"query": query})
     rows = body.get("rows") if isinstance(body, Mapping) else None
     if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
         raise TemporaryError(f"Restate's answer to {what} has no rows")
@@ -131,13 +142,16 @@ async def _sql(client: httpx.AsyncClient, admin: str, query: str) -> list[Mappin
 
 
 async def _read_json(
-    client: httpx.AsyncClient, method: str, url: str, what: str, **kwargs: Any
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    what: str,
+    token: str | None = None,
+    **kwargs: Any,
 ) -> Any:
     """The decoded body of a read from the admin API; any failure is temporary."""
     try:
-        response = await client.request(
-            method, url, headers={"Accept": "application/json"}, **kwargs
-        )
+        response = await client.request(method, url, headers=headers(token), **kwargs)
     except httpx.HTTPError as exc:
         raise _transport(what, exc) from exc
     if not response.is_success:
@@ -145,10 +159,12 @@ async def _read_json(
     return _body(response)
 
 
-async def _deployments(client: httpx.AsyncClient, admin: str) -> list[Mapping[str, Any]]:
+async def _deployments(
+    client: httpx.AsyncClient, admin: str, token: str | None = None
+) -> list[Mapping[str, Any]]:
     url = admin_request_url(admin, "deployments")
     what = f"GET {url}"
-    body = await _read_json(client, "GET", url, what)
+    body = await _read_json(client, "GET", url, what, token)
     found = body.get("deployments") if isinstance(body, Mapping) else None
     if not isinstance(found, list) or not all(isinstance(d, Mapping) for d in found):
         raise TemporaryError(f"Restate's answer to {what} lists no deployments")
@@ -195,13 +211,15 @@ def parse_view(
     return RestateView(admin_url=admin, read_at=read_at, deployments=tuple(known))
 
 
-async def read_view(client: httpx.AsyncClient, admin: str, read_at: float) -> RestateView:
+async def read_view(
+    client: httpx.AsyncClient, admin: str, read_at: float, token: str | None = None
+) -> RestateView:
     """Restate's view now; a failure is a view with ``error`` set (never an exception),
     so that the decision sees it and holds every version as it is."""
     try:
-        deployments = await _deployments(client, admin)
-        latest = await _sql(client, admin, LATEST_SQL)
-        pinned = await _sql(client, admin, PINNED_SQL)
+        deployments = await _deployments(client, admin, token)
+        latest = await _sql(client, admin, LATEST_SQL, token)
+        pinned = await _sql(client, admin, PINNED_SQL, token)
         return parse_view(admin, read_at, deployments, latest, pinned)
     except TemporaryError as exc:
         return RestateView(admin_url=admin, read_at=read_at, error=exc.message)

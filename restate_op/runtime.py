@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from restate_op.cloud_controller import RestateCloudEnvironmentController
 from restate_op.cluster_controller import RestateClusterController
 from restate_op.controller import Controller, RequiredApi, Result, Watch
 from restate_op.deployment_controller import RestateDeploymentController
@@ -46,12 +47,12 @@ from restate_op.settings import Capabilities, OperatorSettings
 log = logging.getLogger(__name__)
 
 CRD_POLL_SECONDS = 10.0
-DISCOVERY_SECONDS = 60.0
 GAUGE_SECONDS = 5.0
 
 #: A work-queue key: (controller name, object name).
 Key = tuple[str, str]
-InformerKey = tuple[Kind, str | None]
+#: (kind, label selector, namespace): one informer each; namespace None is every namespace.
+InformerKey = tuple[Kind, str | None, str | None]
 
 
 def _transform(obj: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +63,8 @@ def _transform(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class InformerCaches:
-    """One informer per (kind, label selector), whoever watches it; read by every controller."""
+    """One informer per (kind, label selector, namespace), whoever watches it; read by every
+    controller."""
 
     def __init__(self, client: KubeClient) -> None:
         self.client = client
@@ -77,18 +79,30 @@ class InformerCaches:
         return bool(self._informers) and all(i.synced for i in self._informers.values())
 
     def ensure(
-        self, kind: Kind, label_selector: str | None, handler: Callable[[str, Any], None]
+        self,
+        kind: Kind,
+        label_selector: str | None,
+        handler: Callable[[str, Any], None],
+        namespace: str | None = None,
     ) -> Informer | None:
-        """The informer of (kind, selector), created with ``handler`` if new (then returned)."""
-        if (kind, label_selector) in self._informers:
+        """The informer of (kind, selector, namespace), created with ``handler`` if new (then
+        returned)."""
+        key = (kind, label_selector, namespace)
+        if key in self._informers:
             return None
-        informer = Informer(self.client, kind, label_selector=label_selector, transform=_transform)
+        informer = Informer(
+            self.client,
+            kind,
+            namespace=namespace,
+            label_selector=label_selector,
+            transform=_transform,
+        )
         informer.add_handler(handler)
-        self._informers[(kind, label_selector)] = informer
+        self._informers[key] = informer
         return informer
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> Mapping[str, Any] | None:
-        for (k, _selector), informer in self._informers.items():
+        for (k, _selector, _namespace), informer in self._informers.items():
             if k == kind:
                 found = informer.get(namespace, name)
                 if found is not None:
@@ -98,7 +112,9 @@ class InformerCaches:
     def list(
         self, kind: Kind, namespace: str | None = None, label_selector: str | None = None
     ) -> list[Mapping[str, Any]]:
-        informer = self._informers.get((kind, label_selector))
+        informer = self._informers.get((kind, label_selector, None))
+        if informer is None and namespace is not None:
+            informer = self._informers.get((kind, label_selector, namespace))
         return list(informer.list(namespace)) if informer is not None else []
 
 
@@ -179,12 +195,11 @@ class Operator:
         for controller in self.controllers.values():
             for watch in controller.watches():
                 if watch.enabled(self.capabilities, self.settings):
-                    by_informer.setdefault((watch.kind, watch.label_selector), []).append(
-                        (controller.name, watch)
-                    )
+                    key = (watch.kind, watch.label_selector, watch.namespace)
+                    by_informer.setdefault(key, []).append((controller.name, watch))
         created = []
-        for (kind, selector), watches in by_informer.items():
-            informer = self.caches.ensure(kind, selector, self._enqueuer(watches))
+        for (kind, selector, namespace), watches in by_informer.items():
+            informer = self.caches.ensure(kind, selector, self._enqueuer(watches), namespace)
             if informer is not None:
                 created.append(informer)
         return created
@@ -205,7 +220,7 @@ class Operator:
     async def _rediscover(self) -> None:
         """Notice optional CRDs installed after start-up (say the CSI driver) and watch them."""
         while True:
-            await asyncio.sleep(DISCOVERY_SECONDS)
+            await asyncio.sleep(self.settings.discovery_seconds)
             try:
                 found = await self.discovery.capabilities()
             except Exception:
@@ -404,6 +419,8 @@ class Reconcile:
         if error is not None:
             METRICS.reconcile_errors.labels(error=error.error_class.metric_label).inc()
             log.warning("reconcile failed: %s", error.message)
+            if not error.retried:  # the same spec fails the same way: wait for a change
+                return Result()
             return Result(failed=True, retry_after=_retry_after(error))
         return Result(requeue_after=conclusion.requeue_after)
 
@@ -421,8 +438,9 @@ def object_key(kind: Kind, obj: Mapping[str, Any]) -> str:
 def default_controllers(operator: Operator) -> Sequence[Controller[Any]]:
     """The controllers this operator runs, sharing the operator's caches and memory.
 
-    The RestateDeployment controller only with ``--restate-deployments`` (off by default
-    until its real-node proof lands).
+    The RestateDeployment and RestateCloudEnvironment controllers only with
+    ``--restate-deployments`` (off by default until the RestateDeployment's real-node proof
+    lands); they share the flag because an environment only serves RestateDeployments.
     """
     controllers: list[Controller[Any]] = [
         RestateClusterController(
@@ -435,4 +453,5 @@ def default_controllers(operator: Operator) -> Sequence[Controller[Any]]:
                 operator.caches, operator.memory, operator.settings, lambda: operator.capabilities
             )
         )
+        controllers.append(RestateCloudEnvironmentController(operator.caches, operator.settings))
     return controllers

@@ -64,6 +64,12 @@ class OperatorSettings(BaseSettings):
         None,
         description="EKS cluster name; enables PodIdentityAssociations (unset: disabled)",
     )
+    gcp_workload_identity: bool = Field(
+        False,
+        description="bind each cluster's ServiceAccount to the GCP service account its "
+        "iam.gke.io/gcp-service-account annotation names, with a Config Connector "
+        "IAMPolicyMember (true|false; the chart's gcpWorkloadIdentity)",
+    )
     cluster_dns: str = Field("cluster.local", description="the cluster's DNS domain")
     node_address_template: str | None = Field(
         None,
@@ -71,7 +77,9 @@ class OperatorSettings(BaseSettings):
         "{cluster_dns} (default {pod}.restate-cluster.{namespace}.svc.{cluster_dns}:5122)",
     )
     canary_image: str = Field(
-        "alpine:3.21", description="image of the Job that checks Pod Identity credentials"
+        "alpine:3.21",
+        description="image of the Jobs that check Pod Identity and Workload Identity "
+        "credentials (needs grep and wget)",
     )
     concurrency: int = Field(8, ge=1, description="clusters reconciled at once")
     leader_elect: bool = Field(True, description="take a Lease before reconciling (true|false)")
@@ -89,6 +97,12 @@ class OperatorSettings(BaseSettings):
     resync_seconds: float = Field(
         300.0, description="seconds between full re-reconciles of every cluster"
     )
+    discovery_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="seconds between looks for optional APIs installed later (Config "
+        "Connector, the Secrets Store CSI driver, ...); clusters waiting for one go on then",
+    )
     #: See restate_op/coalesce.py.
     status_coalesce_seconds: float = Field(
         1.0,
@@ -99,9 +113,23 @@ class OperatorSettings(BaseSettings):
     )
     restate_deployments: bool = Field(
         False,
-        description="also reconcile RestateDeployments (restate.dev/v1beta1): register their "
-        "versions with Restate's admin API and drain them (true|false; the chart's "
-        "restateDeployments.enabled)",
+        description="also reconcile RestateDeployments and RestateCloudEnvironments "
+        "(restate.dev/v1beta1): register versions with Restate's admin API and drain them, "
+        "run Restate Cloud tunnel clients (true|false; the chart's restateDeployments.enabled)",
+    )
+    tunnel_client_default_image: str = Field(
+        "ghcr.io/restatedev/restate-cloud-tunnel-client:0.6.0",
+        description="image of a RestateCloudEnvironment's tunnel client when spec.tunnel.image "
+        "is unset (upstream's default)",
+    )
+    cloud_admin_url_template: str = Field(
+        "https://{environment}.env.{region}.restate.cloud:9070",
+        description="admin API of a RestateCloudEnvironment, with {environment} (the id "
+        "without env_) and {region}; override only to reach a stand-in or a private endpoint",
+    )
+    cloud_tunnel_url_template: str = Field(
+        "https://tunnel.{region}.restate.cloud:9080",
+        description="base of the tunnel URLs registered for register.cloud, with {region}",
     )
     http_port: int = Field(8080, description="port of /healthz, /readyz and /metrics")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
@@ -113,6 +141,17 @@ class OperatorSettings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("cloud_admin_url_template", "cloud_tunnel_url_template")
+    @classmethod
+    def _url_template(cls, value: str) -> str:
+        try:
+            value.format(environment="e", region="r")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"{value!r} may only use the placeholders {{environment}} and {{region}}"
+            ) from exc
+        return value
 
     @field_validator("cluster_dns")
     @classmethod
@@ -180,10 +219,16 @@ class OperatorSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """Optional APIs discovered on the cluster (ACK Pod Identity, VPC security groups)."""
+    """Optional APIs discovered on the cluster (ACK Pod Identity, Config Connector, VPC
+    security groups, the CSI secrets store, RestateCloudEnvironment)."""
 
     pod_identity_association: bool = False
+    #: Config Connector's IAMPolicyMember (GKE Workload Identity).
+    iam_policy_member: bool = False
     security_group_policy: bool = False
     secret_provider_class: bool = False
     #: Knative Serving (RestateDeployment ``deploymentMode: knative``).
     knative_serving: bool = False
+    #: The RestateCloudEnvironment CRD: optional, so RestateDeployments that never use
+    #: Restate Cloud need only their own CRD.
+    restate_cloud_environment: bool = False

@@ -90,26 +90,45 @@ def children(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     return Verdict("Provisioning", Reason.APPLYING_CHILDREN, f"Applying {', '.join(kinds)}")
 
 
+#: Per cloud: who syncs the binding, and what the canary proves.
+_IDENTITY_WORDS = {
+    "aws": ("the AWS ACK controller to sync the PodIdentityAssociation", "Pod Identity"),
+    "gcp": ("Config Connector to make the IAMPolicyMember Ready", "GKE Workload Identity"),
+}
+_IDENTITY_REASONS = {
+    "aws": (
+        Reason.POD_IDENTITY_ASSOCIATION_NOT_SYNCED,
+        Reason.POD_IDENTITY_ASSOCIATION_CANARY_FAILED,
+        Reason.POD_IDENTITY_ASSOCIATION_CANARY_PENDING,
+    ),
+    "gcp": (
+        Reason.IAM_POLICY_MEMBER_NOT_READY,
+        Reason.WORKLOAD_IDENTITY_CANARY_FAILED,
+        Reason.WORKLOAD_IDENTITY_CANARY_PENDING,
+    ),
+}
+
+
 def identity(obs: Observation, plan: Plan, now: float) -> Verdict | None:
-    if plan.identity_synced is False:
-        return Verdict(
-            "Provisioning",
-            Reason.POD_IDENTITY_ASSOCIATION_NOT_SYNCED,
-            "Waiting for the AWS ACK controller to sync the PodIdentityAssociation",
-        )
-    if plan.canary == "failed":
-        return Verdict(
-            "Provisioning",
-            Reason.POD_IDENTITY_ASSOCIATION_CANARY_FAILED,
-            "The canary Job did not receive Pod Identity credentials; retrying "
-            "(the Pod Identity webhook may need to catch up)",
-        )
-    if plan.canary == "pending":
-        return Verdict(
-            "Provisioning",
-            Reason.POD_IDENTITY_ASSOCIATION_CANARY_PENDING,
-            "Waiting for the canary Job to prove Pod Identity credentials",
-        )
+    """The first identity binding not yet proven says what it waits for."""
+    for proof in plan.identities:
+        not_synced, failed, pending = _IDENTITY_REASONS[proof.provider]
+        controller, credentials = _IDENTITY_WORDS[proof.provider]
+        if not proof.synced:
+            return Verdict("Provisioning", not_synced, f"Waiting for {controller}")
+        if proof.canary == "failed":
+            return Verdict(
+                "Provisioning",
+                failed,
+                f"The canary Job did not receive {credentials} credentials; retrying "
+                "(the identity webhook or IAM may need to catch up)",
+            )
+        if proof.canary == "pending":
+            return Verdict(
+                "Provisioning",
+                pending,
+                f"Waiting for the canary Job to prove {credentials} credentials",
+            )
     return None
 
 
@@ -182,6 +201,9 @@ RULES: tuple[Rule, ...] = (
             ("Provisioning", Reason.POD_IDENTITY_ASSOCIATION_NOT_SYNCED),
             ("Provisioning", Reason.POD_IDENTITY_ASSOCIATION_CANARY_FAILED),
             ("Provisioning", Reason.POD_IDENTITY_ASSOCIATION_CANARY_PENDING),
+            ("Provisioning", Reason.IAM_POLICY_MEMBER_NOT_READY),
+            ("Provisioning", Reason.WORKLOAD_IDENTITY_CANARY_FAILED),
+            ("Provisioning", Reason.WORKLOAD_IDENTITY_CANARY_PENDING),
         ),
         identity,
     ),

@@ -22,7 +22,7 @@ from restate_op.effects import Apply, Forget
 from restate_op.executor import Memory
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
-from restate_op.rbac import DEPLOYMENT_PERMISSIONS, PERMISSIONS
+from restate_op.rbac import CLOUD_TUNNEL_PERMISSIONS, DEPLOYMENT_PERMISSIONS, PERMISSIONS
 from restate_op.runtime import Operator, object_key
 from restate_op.settings import Capabilities, OperatorSettings
 from tests.test_deployment_decide import (
@@ -52,14 +52,28 @@ def test_registered_only_with_the_flag() -> None:
     assert resources.RESTATE_DEPLOYMENT not in watched_off
 
     on = _operator(SETTINGS)
-    assert list(on.controllers) == ["restatecluster", "restatedeployment"]
+    assert list(on.controllers) == [
+        "restatecluster",
+        "restatedeployment",
+        "restatecloudenvironment",
+    ]
     assert "restatedeployments" in [a.plural for a in on._required()]
-    informers = {(i.kind, i.label_selector) for i in on._watch()}
-    assert (resources.RESTATE_DEPLOYMENT, None) in informers
-    assert (resources.REPLICA_SET, OWNED_SELECTOR) in informers
-    assert (resources.HORIZONTAL_POD_AUTOSCALER, OWNED_SELECTOR) in informers
-    assert (resources.POD, POD_SELECTOR) in informers
-    # One informer per (kind, selector), shared with the RestateCluster controller.
+    # The RCE CRD is optional: not waited for, its watches only once it is served.
+    assert "restatecloudenvironments" not in [a.plural for a in on._required()]
+    without_rce = {i.kind for i in _operator(SETTINGS)._watch()}
+    assert resources.RESTATE_CLOUD_ENVIRONMENT not in without_rce
+    assert resources.SECRET not in without_rce
+    on.capabilities = Capabilities(restate_cloud_environment=True)
+    informers = {(i.kind, i.label_selector, i.namespace) for i in on._watch()}
+    assert (resources.RESTATE_DEPLOYMENT, None, None) in informers
+    assert (resources.REPLICA_SET, OWNED_SELECTOR, None) in informers
+    assert (resources.HORIZONTAL_POD_AUTOSCALER, OWNED_SELECTOR, None) in informers
+    assert (resources.POD, POD_SELECTOR, None) in informers
+    assert (resources.RESTATE_CLOUD_ENVIRONMENT, None, None) in informers
+    # Secrets only from the operator's namespace, one informer for both controllers.
+    assert (resources.SECRET, None, "restate-operator") in informers
+    assert not any(k == resources.SECRET and n is None for k, _s, n in informers)
+    # One informer per (kind, selector, namespace), shared with the RestateCluster controller.
     assert len(informers) == len(on.caches.informers)
 
 
@@ -169,9 +183,11 @@ def test_a_deleting_rsd_is_still_observed_and_its_cluster_may_be_gone() -> None:
 
 def test_every_kind_watched_with_the_flag_has_list_and_watch_in_the_chart_rules() -> None:
     granted: dict[tuple[str, str], set[str]] = {}
-    for p in (*PERMISSIONS, *DEPLOYMENT_PERMISSIONS):
+    for p in (*PERMISSIONS, *DEPLOYMENT_PERMISSIONS, *CLOUD_TUNNEL_PERMISSIONS):
         granted.setdefault((p.group, p.resource), set()).update(p.verbs)
-    for informer in _operator(SETTINGS)._watch():
+    everything = _operator(SETTINGS)
+    everything.capabilities = Capabilities(restate_cloud_environment=True)
+    for informer in everything._watch():
         kind = informer.kind
         if kind in (resources.POD_IDENTITY_ASSOCIATION,):
             continue

@@ -217,3 +217,33 @@ async def test_remove_finalizer_skips_a_namesake_and_retries_a_failed_test() -> 
 
     ex, _, rec, _ = executor(lambda r: None, lambda r: status(404, "NotFound"))
     assert (await ex.run([RELEASE])).error is None
+
+
+async def test_a_token_is_sent_as_bearer_on_every_admin_request_and_only_then() -> None:
+    """Restate Cloud's admin API (register.cloud): register, deregister and the view."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/deployments"):
+            return json_response(201, {"id": "dp_1"})
+        if request.method == "DELETE":
+            return json_response(202, {})
+        if request.url.path.endswith("/query"):
+            return json_response(200, {"rows": []})
+        return json_response(200, {"deployments": []})
+
+    ex, seen, _, memory = executor(answer)
+    token = "tok"
+    outcome = await ex.run(
+        [
+            RegisterDeployment(ADMIN, "https://tunnel/x", "app-v1", token=token),
+            DeregisterDeployment(ADMIN, "dp_0", "app-v0", token),
+            QueryRestate(ADMIN, KEY, token),
+        ]
+    )
+    assert outcome.error is None
+    assert len(seen) == 5  # POST, DELETE, GET /deployments, two SQL queries
+    assert all(r.headers.get("Authorization") == "Bearer tok" for r in seen)
+    assert isinstance(memory.get(KEY), RestateView) and memory.get(KEY).ok
+    seen.clear()
+    await ex.run([REGISTER])
+    assert "Authorization" not in seen[0].headers

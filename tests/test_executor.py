@@ -27,7 +27,7 @@ from restate_op.effects import (
 from restate_op.executor import Executor, Memory
 from restate_op.kube.client import KubeClient
 from restate_op.kube.events import EventRecorder
-from restate_op.outcomes import InternalError, PermanentError, TemporaryError
+from restate_op.outcomes import InternalError, InvalidInput, PermanentError, TemporaryError
 from tests.kube.fakeapi import Recorder, fake_client, json_response, status
 
 SERVICE = {
@@ -252,3 +252,85 @@ async def test_a_cancellation_during_any_effect_stops_every_later_write(slow: in
 def test_client_type_is_the_real_one() -> None:
     client, _ = fake_client(ok)
     assert isinstance(client, KubeClient)
+
+
+# -- a child refused for what the user wrote -------------------------------------------------
+
+STATEFULSET = {
+    "apiVersion": "apps/v1",
+    "kind": "StatefulSet",
+    "metadata": {"name": "restate", "namespace": "rc"},
+}
+TYPED_PATCH = (
+    "failed to create typed patch object (rc/restate; apps/v1, Kind=StatefulSet): "
+    ".spec.template.spec.affinity.nodeAffinty: field not declared in schema"
+)
+
+
+async def test_a_child_that_does_not_fit_its_schema_is_invalid_input_not_an_outage() -> None:
+    """The 500 of a server-side apply whose body has an unknown field: the request's fault,
+    so one request (no retries inside it) and no backoff loop; the message names the
+    child's field and the spec field it comes from."""
+    ex, rec, _ = executor(lambda _r: status(500, "InternalError", TYPED_PATCH))
+    outcome = await ex.run([Apply(STATEFULSET), STATUS])
+    assert isinstance(outcome.error, InvalidInput) and not outcome.error.retried
+    assert outcome.error.reason == "ApplyRejected"
+    assert outcome.error.error_class.metric_label == "KubePermanent"
+    message = outcome.error.message
+    assert "StatefulSet restate at spec.template.spec.affinity.nodeAffinty" in message
+    assert "(from spec.compute.affinity.nodeAffinty)" in message
+    assert "persisted after retries" not in message
+    assert len(rec.requests) == 1, "not retried"
+
+
+async def test_a_422_names_the_fields_of_its_causes() -> None:
+    def invalid(_request: httpx.Request) -> httpx.Response:
+        return json_response(
+            422,
+            {
+                "kind": "Status",
+                "status": "Failure",
+                "reason": "Invalid",
+                "code": 422,
+                "message": 'StatefulSet.apps "restate" is invalid: ...',
+                "details": {
+                    "kind": "StatefulSet",
+                    "name": "restate",
+                    "causes": [
+                        {
+                            "reason": "FieldValueNotSupported",
+                            "field": "spec.template.spec.tolerations[0].operator",
+                        },
+                        {"reason": "FieldValueInvalid", "field": "spec.template.spec.volumes[3]"},
+                    ],
+                },
+            },
+        )
+
+    ex, rec, _ = executor(invalid)
+    outcome = await ex.run([Apply(STATEFULSET)])
+    assert isinstance(outcome.error, InvalidInput)
+    assert (
+        "at spec.template.spec.tolerations[0].operator, spec.template.spec.volumes[3] "
+        "(from spec.compute.tolerations[0].operator, spec.compute.extraVolumes)"
+    ) in outcome.error.message
+    assert len(rec.requests) == 1
+
+
+async def test_other_server_errors_stay_temporary(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def no_sleep(_seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(asyncio, "sleep", no_sleep)
+    ex, rec, _ = executor(lambda _r: status(500, "InternalError", "etcdserver: leader changed"))
+    outcome = await ex.run([Apply(STATEFULSET)])
+    assert isinstance(outcome.error, TemporaryError)
+    assert len(rec.requests) == 5
+
+
+async def test_a_refused_status_write_is_the_operators_bug_and_stays_retried() -> None:
+    """Only children are built from the spec; a 422 on anything else is not the user's."""
+    ex, _, _ = executor(lambda _r: status(422, "Invalid", "status.phase: Unsupported value"))
+    outcome = await ex.run([STATUS])
+    assert isinstance(outcome.error, PermanentError)
+    assert not isinstance(outcome.error, InvalidInput) and outcome.error.retried

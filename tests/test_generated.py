@@ -1,7 +1,20 @@
 """Checked-in generated files must match what the models and states/ produce."""
 
+from pathlib import Path
+
+import yaml
+
+from restate_op import __version__
 from restate_op.api.crd import restatecluster_crd
-from restate_op.generate import artefacts, stale_artefacts
+from restate_op.api.crd_builder import custom_resource_definition
+from restate_op.generate import (
+    CRD_KINDS,
+    CRDS_CHART,
+    VENDORED_CRDS_CHART,
+    artefacts,
+    crds_chart_files,
+    stale_artefacts,
+)
 
 
 def test_checked_in_artefacts_are_fresh() -> None:
@@ -18,12 +31,31 @@ def test_generated_set_covers_crd_pkl_chart_and_diagram() -> None:
         "RestateDeployment.pkl",
         "restatecluster.md",
         "restatedeployment.md",
+        "restatecloudenvironments.yaml",
+        "RestateCloudEnvironment.pkl",
+        "restatecloudenvironment.md",
         "_rbac.tpl",
         "README.md",
         "reference.md",
         "lifecycle.py",
+        "Chart.yaml",
+        "k8s_definitions.json",
     }
-    assert len(artefacts()) == 12  # the CRDs twice: crd/ and the chart's copies
+    # Each CRD three times: crd/, the CRDs chart and its copy in the operator chart.
+    assert len(artefacts()) == 11 + 3 * len(CRD_KINDS) + 2
+
+
+def test_the_crds_chart_and_its_vendored_copy_have_every_kind_kept_on_uninstall() -> None:
+    files = crds_chart_files()
+    for kind in CRD_KINDS:
+        template = yaml.safe_load(files[Path("templates") / f"{kind.plural}.yaml"])
+        assert template["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert template["spec"] == custom_resource_definition(kind)["spec"]
+    chart = yaml.safe_load(files[Path("Chart.yaml")])
+    assert chart["name"] == "restate-operator-crds" and chart["version"] == __version__
+    generated = artefacts()
+    for relative, text in files.items():
+        assert generated[CRDS_CHART / relative] == generated[VENDORED_CRDS_CHART / relative] == text
 
 
 def test_crd_has_cel_rules_printer_columns_and_status() -> None:
@@ -59,4 +91,5 @@ def test_schema_is_structural() -> None:
             for value in node:
                 walk(value)
 
-    walk(restatecluster_crd())
+    for kind in CRD_KINDS:
+        walk(custom_resource_definition(kind))

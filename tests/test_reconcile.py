@@ -372,5 +372,5 @@ def test_a_passed_canary_job_is_kept_as_the_proof() -> None:
         capabilities=Capabilities(pod_identity_association=True),
     )
     plan = make_plan(obs)
-    assert plan.canary == "passed"
+    assert [(p.provider, p.canary) for p in plan.identities] == [("aws", "passed")]
     assert all(d.name != "restate-pia-canary" for d in plan.delete)

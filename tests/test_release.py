@@ -20,6 +20,10 @@ from restate_op.settings import OperatorSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "restate-operator-helm"
+CRDS_CHARTS = (
+    ROOT / "charts" / "restate-operator-crds",
+    CHART / "charts" / "restate-operator-crds",  # the operator chart's copy
+)
 
 
 def pyproject_version() -> str:
@@ -44,6 +48,19 @@ def test_chart_version_and_app_version_are_pyprojects() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["version"] == pyproject_version()
     assert chart["appVersion"] == pyproject_version()
+
+
+def test_crds_chart_and_the_dependency_on_it_are_at_pyprojects_version() -> None:
+    for path in CRDS_CHARTS:
+        chart = yaml.safe_load((path / "Chart.yaml").read_text())
+        assert (chart["version"], chart["appVersion"]) == (pyproject_version(),) * 2, path
+    (dependency,) = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]
+    assert dependency == {
+        "name": "restate-operator-crds",
+        "version": pyproject_version(),
+        "repository": "file://../restate-operator-crds",
+        "condition": "installCrds",
+    }
 
 
 def test_image_tag_defaults_to_the_app_version() -> None:

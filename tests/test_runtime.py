@@ -259,3 +259,41 @@ async def test_a_new_cluster_reconciles_to_children_status_and_event() -> None:
     assert paths[-1].endswith("/events")
     status = json.loads(requests[-2].content)["status"]
     assert status["phase"] == "Provisioning"
+
+
+async def test_a_child_refused_for_the_users_input_is_degraded_and_not_retried() -> None:
+    """No backoff loop: the key waits for the next change of the cluster (or the resync)."""
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if request.method == "PATCH" and request.url.path.endswith("/statefulsets/restate"):
+            return json_response(
+                500,
+                {
+                    "kind": "Status",
+                    "status": "Failure",
+                    "reason": "InternalError",
+                    "code": 500,
+                    "message": "failed to create typed patch object (rc/restate; apps/v1, "
+                    "Kind=StatefulSet): .spec.template.spec.affinity.nodeAffinty: field not "
+                    "declared in schema",
+                },
+            )
+        body = json.loads(request.content) if request.content else {}
+        return json_response(200, body)
+
+    client, _ = fake_client(handler)
+    caches = DictCaches()
+    caches.add(resources.RESTATE_CLUSTER, cluster())
+    memory = Memory()
+    recorder = EventRecorder(client, reporting_controller="t", reporting_instance="t-0")
+    result = await Reconcile(controller(caches, memory), Executor(client, recorder, memory))("rc")
+    assert result == Result(), "not failed: no backoff requeue"
+    assert sum(r.url.path.endswith("/statefulsets/restate") for r in requests) == 1
+    (write,) = [r for r in requests if r.url.path.endswith("/status")]
+    status = json.loads(write.content)["status"]
+    assert status["phase"] == "Degraded"
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "ApplyRejected"
+    assert "spec.compute.affinity.nodeAffinty" in degraded["message"]

@@ -22,11 +22,14 @@ import pytest
 import yaml
 
 from restate_op import rbac
+from restate_op.api.crd_builder import custom_resource_definition
+from restate_op.generate import CRD_KINDS
 from restate_op.machine import STATES_FILE
 from restate_op.settings import OperatorSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "restate-operator-helm"
+CRDS_CHART = ROOT / "charts" / "restate-operator-crds"
 HERE = Path(__file__).resolve().parent
 SNAPSHOTS = HERE / "snapshots"
 VALUES_ALL = HERE / "values-all.yaml"
@@ -184,9 +187,11 @@ def test_helm_lint_is_clean(values: Path | None, strict: bool) -> None:
 
 
 def _without_crds(text: str) -> str:
-    """The rendering minus the generated CRD (checked by ``generate --check`` instead)."""
+    """The rendering minus the generated CRDs (checked by ``generate --check`` instead)."""
     return "".join(
-        f"---\n{doc}" for source, doc in documents(text) if "/templates/crds/" not in source
+        f"---\n{doc}"
+        for source, doc in documents(text)
+        if "/charts/restate-operator-crds/" not in source
     )
 
 
@@ -240,9 +245,20 @@ def test_pod_identity_flag_adds_exactly_its_rule_and_env() -> None:
     assert "AWS_POD_IDENTITY_ASSOCIATION_CLUSTER" not in env_of(operator_container(render()))
 
 
+def test_workload_identity_flag_adds_exactly_its_rule_and_env() -> None:
+    manifests = render("--set", "gcpWorkloadIdentity=true")
+    assert one(manifests, "ClusterRole")["rules"] == [
+        *rbac.CLUSTER_RULES,
+        rbac.WORKLOAD_IDENTITY_RULE,
+    ]
+    assert env_of(operator_container(manifests))["GCP_WORKLOAD_IDENTITY"] == "true"
+    assert "GCP_WORKLOAD_IDENTITY" not in env_of(operator_container(render()))
+    assert rbac.WORKLOAD_IDENTITY_RULE not in one(render(), "ClusterRole")["rules"]
+
+
 def test_rbac_is_least_privilege() -> None:
     """No wildcards, no update outside leases/finalizers, no secrets, no delete on data."""
-    rules = [*rbac.CLUSTER_RULES, rbac.PIA_RULE, *rbac.LEASE_RULES]
+    rules = [*rbac.CLUSTER_RULES, rbac.PIA_RULE, rbac.WORKLOAD_IDENTITY_RULE, *rbac.LEASE_RULES]
     for rule in rules:
         assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
         assert "secrets" not in rule["resources"], rule
@@ -269,6 +285,36 @@ def test_leases_are_namespaced_to_the_release() -> None:
     without = render("--set", "leaderElection.enabled=false")
     assert not [m for m in without if m["kind"] in ("Role", "RoleBinding")]
     assert env_of(operator_container(without))["LEADER_ELECT"] == "false"
+
+
+def test_restate_deployments_add_the_cloud_tunnel_role_in_the_release_namespace_only() -> None:
+    """Secrets and Deployments only in the release namespace, where the tunnels run; the
+    RestateCloudEnvironment rules only with restateDeployments.enabled. Its CRD comes from
+    the CRDs subchart with installCrds either way, as every kind's does."""
+    off = render()
+    assert not [m for m in off if m["metadata"]["name"].endswith("-cloud-tunnels")]
+    assert "restatecloudenvironments" not in {
+        res for r in one(off, "ClusterRole")["rules"] for res in r["resources"]
+    }
+    on = render("--set", "restateDeployments.enabled=true")
+    roles = {m["metadata"]["name"]: m for m in on if m["kind"] == "Role"}
+    [cloud] = [r for name, r in roles.items() if name.endswith("-cloud-tunnels")]
+    assert cloud["metadata"]["namespace"] == NAMESPACE
+    assert cloud["rules"] == rbac.CLOUD_TUNNEL_RULES
+    [binding] = [
+        m
+        for m in on
+        if m["kind"] == "RoleBinding" and m["roleRef"]["name"] == cloud["metadata"]["name"]
+    ]
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    cluster_rules = one(on, "ClusterRole")["rules"]
+    assert not [r for r in cluster_rules if "secrets" in r["resources"]]
+    assert {"restatecloudenvironments", "restatecloudenvironments/status"} <= {
+        res for r in cluster_rules for res in r["resources"]
+    }
+    for rendered in (off, on):
+        crds = {m["metadata"]["name"] for m in rendered if m["kind"] == "CustomResourceDefinition"}
+        assert "restatecloudenvironments.restate.dev" in crds
 
 
 # -- values validation -----------------------------------------------------------------
@@ -326,16 +372,57 @@ def test_legacy_env_filter_is_accepted_and_warned_about() -> None:
 # -- CRDs ------------------------------------------------------------------------------
 
 
-def test_crd_is_installed_and_kept_by_default() -> None:
-    crd = one(render(), "CustomResourceDefinition")
-    assert crd["metadata"]["name"] == "restateclusters.restate.dev"
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+def _generated_crds() -> dict[str, Manifest]:
+    return {
+        kind.crd_name: custom_resource_definition(kind)
+        for kind in CRD_KINDS  # every kind restate-op serves
+    }
+
+
+def test_every_crd_comes_from_the_crds_subchart_and_is_kept_by_default() -> None:
+    docs = documents(template_text())
+    crds = {
+        m["metadata"]["name"]: (source, m)
+        for source, m in ((s, yaml.safe_load(d)) for s, d in docs)
+        if m["kind"] == "CustomResourceDefinition"
+    }
+    assert set(crds) == set(_generated_crds())
+    for name, (source, crd) in crds.items():
+        assert source.startswith("restate-operator-helm/charts/restate-operator-crds/templates/")
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert crd["spec"] == _generated_crds()[name]["spec"]
 
 
 def test_install_crds_false_renders_no_crd() -> None:
     kinds = [m["kind"] for m in render("--set", "installCrds=false")]
     assert "CustomResourceDefinition" not in kinds
     assert "Deployment" in kinds
+
+
+def test_the_crds_chart_alone_renders_exactly_the_crds_and_lints_clean() -> None:
+    run = helm("template", "restate-operator-crds", str(CRDS_CHART))
+    assert run.returncode == 0, run.stderr
+    rendered = [yaml.safe_load(d) for _, d in documents(run.stdout)]
+    assert {m["metadata"]["name"]: m["spec"] for m in rendered} == {
+        name: crd["spec"] for name, crd in _generated_crds().items()
+    }
+    lint = helm("lint", str(CRDS_CHART), "--strict")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_include_crds_renders_one_gitops_bundle() -> None:
+    """``helm template --include-crds``: the CRDs before what uses them (Helm's install
+    order), then the operator, in one stream a GitOps tool applies as it is; no hook, no
+    test pod, nothing Helm-only."""
+    objects = render("--include-crds")
+    kinds = [m["kind"] for m in objects]
+    crds = [i for i, kind in enumerate(kinds) if kind == "CustomResourceDefinition"]
+    assert len(crds) == len(_generated_crds())
+    assert max(crds) < kinds.index("ClusterRole") < kinds.index("Deployment"), kinds
+    assert {"ClusterRoleBinding", "ServiceAccount", "Role", "RoleBinding"} <= set(kinds)
+    for obj in objects:
+        annotations = obj["metadata"].get("annotations") or {}
+        assert not any(a.startswith("helm.sh/hook") for a in annotations), obj["metadata"]
 
 
 # -- the operator's Deployment ---------------------------------------------------------

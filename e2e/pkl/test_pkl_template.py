@@ -55,7 +55,7 @@ def _pkl(value: Any, schema: Schema, indent: str) -> str:
 
 def as_pkl_module(manifest: dict[str, Any]) -> str:
     """A Pkl module amending the template with ``manifest``'s metadata and spec."""
-    spec_schema = openapi_schema()["properties"]["spec"]
+    spec_schema = openapi_schema(kubernetes_types="named")["properties"]["spec"]
     return (
         f'amends "{TEMPLATE}"\n\n'
         f"metadata = {_pkl(manifest['metadata'], METADATA_SCHEMA, '')}\n"

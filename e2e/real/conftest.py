@@ -95,6 +95,8 @@ def real_env(
     kubectl = Kubectl(kube.control_plane.binaries.kubectl, kube.kubeconfig)
     work = tmp_path_factory.mktemp("real")
     helm = Helm.locate(kube.kubeconfig, work / "helm")
+    kubectl.run("apply", "--server-side", "-f", str(REPO / "crd" / "restatedeployments.yaml"))
+    kubectl.wait_established("restatedeployments.restate.dev")
     kubectl.apply(
         {
             "apiVersion": "v1",

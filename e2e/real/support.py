@@ -43,6 +43,7 @@ def operator_values(images: ImageSet) -> dict[str, Any]:
         # The CRD comes from a server-side apply (the restate_crd fixture, or dev.py), as for
         # the kwok tier, so the two never fight over its fields.
         "installCrds": False,
+        "restateDeployments": {"enabled": True},
         "nodeSelector": dict(REAL_NODE_SELECTOR),
         "tolerations": [REAL_NODE_TOLERATION],
         "logging": {"format": "text", "level": "info"},

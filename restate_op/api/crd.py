@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from restate_op import GROUP, KIND, PLURAL, VERSION
+from restate_op.api import crd_builder
+from restate_op.api.crd_builder import CrdKind, custom_resource_definition
+from restate_op.api.k8s_openapi import KubernetesTypes
 from restate_op.api.models import (
     DNS_LABEL_PATTERN,
     RestateClusterSpec,
     RestateClusterStatus,
 )
-from restate_op.api.schema import structural_schema
 
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
@@ -31,63 +33,37 @@ def printer_columns() -> list[dict[str, Any]]:
     ]
 
 
-def openapi_schema() -> dict[str, Any]:
-    """The top-level schema: spec required, status written only by the operator."""
-    return {
-        "type": "object",
-        "description": (
-            "A Restate cluster. The operator creates a Namespace of the same name holding "
-            "everything the cluster needs."
-        ),
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": structural_schema(RestateClusterSpec),
-            "status": structural_schema(RestateClusterStatus),
+RESTATECLUSTER = CrdKind(
+    kind=KIND,
+    plural=PLURAL,
+    version=VERSION,
+    scope="Cluster",
+    short_names=("rsc",),
+    description=(
+        "A Restate cluster. The operator creates a Namespace of the same name holding "
+        "everything the cluster needs."
+    ),
+    spec=RestateClusterSpec,
+    status=RestateClusterStatus,
+    printer_columns=printer_columns,
+    # The name becomes a Namespace name, so it must be a DNS label (no dots, <= 63).
+    object_rules=(
+        {
+            "rule": f"self.metadata.name.matches('{DNS_LABEL_PATTERN}')",
+            "message": "metadata.name must be a DNS label (lowercase letters, digits and "
+            "'-', no dots): it becomes the cluster's Namespace name",
         },
-        # The name becomes a Namespace name, so it must be a DNS label (no dots, <= 63).
-        "x-kubernetes-validations": [
-            {
-                "rule": f"self.metadata.name.matches('{DNS_LABEL_PATTERN}')",
-                "message": "metadata.name must be a DNS label (lowercase letters, digits and "
-                "'-', no dots): it becomes the cluster's Namespace name",
-            },
-            {
-                "rule": "size(self.metadata.name) <= 63",
-                "message": "metadata.name must be at most 63 characters: it becomes a "
-                "Namespace name",
-            },
-        ],
-    }
+        {
+            "rule": "size(self.metadata.name) <= 63",
+            "message": "metadata.name must be at most 63 characters: it becomes a Namespace name",
+        },
+    ),
+)
+
+
+def openapi_schema(*, kubernetes_types: KubernetesTypes | None = None) -> dict[str, Any]:
+    return crd_builder.openapi_schema(RESTATECLUSTER, kubernetes_types=kubernetes_types)
 
 
 def restatecluster_crd() -> dict[str, Any]:
-    """The full CustomResourceDefinition object."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": ["rsc"],
-            },
-            "scope": "Cluster",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "additionalPrinterColumns": printer_columns(),
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                    "subresources": {"status": {}},
-                }
-            ],
-        },
-    }
+    return custom_resource_definition(RESTATECLUSTER)

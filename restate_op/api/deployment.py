@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, WithJsonSchema, model_validator
 
-from restate_op.api.kube_types import KubeModel, KubeObject, LabelSelector, StringMap
+from restate_op.api.k8s_openapi import CORE, MARKER, NOT_REQUIRED
+from restate_op.api.kube_types import KubeModel, LabelSelector, StringMap
 from restate_op.api.models import Condition, ObjectMeta
 
 DEFAULT_REPLICAS = 1
@@ -171,11 +172,44 @@ class PodTemplateMetadata(KubeModel):
     labels: StringMap | None = None
 
 
+def _int64(description: str) -> dict[str, Any]:
+    return {"type": "integer", "format": "int64", "description": description}
+
+
+#: A PodSpec, plus the fields a Knative revision template adds to it (upstream allows them).
+KnativePodSpec = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            MARKER: f"{CORE}PodSpec",
+            "properties": {
+                "timeoutSeconds": _int64("Knative: the request timeout of the revision."),
+                "containerConcurrency": _int64("Knative: concurrent requests per container."),
+                "idleTimeoutSeconds": _int64("Knative: the idle timeout of a request."),
+                "responseStartTimeoutSeconds": _int64(
+                    "Knative: how long to wait for the first byte of a response."
+                ),
+            },
+        }
+    ),
+]
+#: An HPA spec without scaleTargetRef, which the operator sets on each draining version.
+AutoscalingSpec = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            MARKER: "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerSpec",
+            NOT_REQUIRED: ["scaleTargetRef"],
+        }
+    ),
+]
+
+
 class PodTemplate(KubeModel):
-    """A pod template; its spec is passed through verbatim (Kubernetes validates it)."""
+    """A pod template; its spec is passed through verbatim (with Kubernetes' schema)."""
 
     metadata: PodTemplateMetadata | None = None
-    spec: KubeObject = Field(
+    spec: KnativePodSpec = Field(
         description="A PodSpec (in Knative mode also timeoutSeconds, containerConcurrency); "
         "passed through to the version's ReplicaSet."
     )
@@ -202,7 +236,7 @@ class RestateDeploymentSpec(KubeModel):
         },
     )
     knative: KnativeSpec | None = None
-    autoscaling: KubeObject | None = Field(
+    autoscaling: AutoscalingSpec | None = Field(
         default=None,
         description="A HorizontalPodAutoscaler spec applied to each draining version "
         "(scaleTargetRef is set by the operator); ReplicaSet mode only.",

@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from restate_op import GROUP
+from restate_op.api import crd_builder
+from restate_op.api.crd_builder import CrdKind, custom_resource_definition
 from restate_op.api.deployment import (
     AUTOSCALING_RULE,
     MODE_UNCHANGED_RULE,
     RestateDeploymentSpec,
     RestateDeploymentStatus,
 )
-from restate_op.api.schema import structural_schema
+from restate_op.api.k8s_openapi import KubernetesTypes
 
 VERSION = "v1beta1"
 KIND = "RestateDeployment"
@@ -59,9 +61,20 @@ def printer_columns() -> list[dict[str, Any]]:
     ]
 
 
-def openapi_schema() -> dict[str, Any]:
-    spec = structural_schema(RestateDeploymentSpec)
-    spec["x-kubernetes-validations"] = [
+RESTATEDEPLOYMENT = CrdKind(
+    kind=KIND,
+    plural=PLURAL,
+    version=VERSION,
+    scope="Namespaced",
+    short_names=("rsd",),
+    description=(
+        "Versioned Restate SDK services: each pod template is a version (a ReplicaSet and "
+        "a Service) registered with Restate and retired once no invocation needs it."
+    ),
+    spec=RestateDeploymentSpec,
+    status=RestateDeploymentStatus,
+    printer_columns=printer_columns,
+    spec_rules=(
         {
             "rule": MODE_UNCHANGED_RULE,
             "message": "deploymentMode is immutable after creation (unset means replicaset)",
@@ -70,55 +83,22 @@ def openapi_schema() -> dict[str, Any]:
             "rule": AUTOSCALING_RULE,
             "message": "spec.autoscaling is only supported in replicaset mode (not knative)",
         },
-    ]
-    return {
-        "type": "object",
-        "description": (
-            "Versioned Restate SDK services: each pod template is a version (a ReplicaSet and "
-            "a Service) registered with Restate and retired once no invocation needs it."
-        ),
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": spec,
-            "status": structural_schema(RestateDeploymentStatus),
+    ),
+    # A whole PodSpec with Kubernetes' full descriptions is 360 KB, above MAX_CRD_BYTES.
+    kubernetes_types="brief",
+    subresources={
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.labelSelector",
         },
-    }
+    },
+)
+
+
+def openapi_schema(*, kubernetes_types: KubernetesTypes | None = None) -> dict[str, Any]:
+    return crd_builder.openapi_schema(RESTATEDEPLOYMENT, kubernetes_types=kubernetes_types)
 
 
 def restatedeployment_crd() -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": ["rsd"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "additionalPrinterColumns": printer_columns(),
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                    "subresources": {
-                        "status": {},
-                        "scale": {
-                            "specReplicasPath": ".spec.replicas",
-                            "statusReplicasPath": ".status.replicas",
-                            "labelSelectorPath": ".status.labelSelector",
-                        },
-                    },
-                }
-            ],
-        },
-    }
+    return custom_resource_definition(RESTATEDEPLOYMENT)

@@ -1,9 +1,11 @@
-"""The subset of Kubernetes core types that RestateCluster embeds.
+"""The subset of Kubernetes core types that RestateCluster, RestateDeployment and
+RestateCloudEnvironment embed.
 
 Types the operator reads (env vars, network policy peers, label selectors, tolerations) are
-modelled field by field so the CRD validates them. Types the operator only passes through to
-the pod (affinity, containers, volumes, lifecycle hooks) are free-form objects: their schema
-belongs to Kubernetes, which validates them again when the StatefulSet is applied.
+modelled field by field. Types it only passes through to the pod (affinity, containers,
+volumes, lifecycle hooks, a whole PodSpec) stay plain dicts in Python, but their CRD schema
+is Kubernetes' own (``restate_op.api.k8s_openapi``), so the API server checks them when the
+custom resource is applied, not only later when the operator applies the child.
 """
 
 from __future__ import annotations
@@ -13,11 +15,22 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-# Free-form Kubernetes object passed through verbatim (``x-kubernetes-preserve-unknown-fields``).
-KubeObject = Annotated[
-    dict[str, Any],
-    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
-]
+from restate_op.api.k8s_openapi import CORE, MARKER
+
+
+def _kubernetes(name: str) -> WithJsonSchema:
+    """The field is the Kubernetes type ``name``; ``structural_schema`` expands its schema."""
+    return WithJsonSchema({MARKER: name})
+
+
+# Kubernetes objects passed through verbatim, with Kubernetes' schema in the CRD.
+Affinity = Annotated[dict[str, Any], _kubernetes(f"{CORE}Affinity")]
+Container = Annotated[dict[str, Any], _kubernetes(f"{CORE}Container")]
+EnvVarSource = Annotated[dict[str, Any], _kubernetes(f"{CORE}EnvVarSource")]
+Lifecycle = Annotated[dict[str, Any], _kubernetes(f"{CORE}Lifecycle")]
+TopologySpreadConstraint = Annotated[dict[str, Any], _kubernetes(f"{CORE}TopologySpreadConstraint")]
+Volume = Annotated[dict[str, Any], _kubernetes(f"{CORE}Volume")]
+VolumeMount = Annotated[dict[str, Any], _kubernetes(f"{CORE}VolumeMount")]
 IntOrString = Annotated[
     int | str,
     WithJsonSchema({"x-kubernetes-int-or-string": True}),
@@ -88,7 +101,7 @@ class NetworkEgressRule(KubeModel):
 class EnvVar(KubeModel):
     name: str
     value: str | None = None
-    value_from: KubeObject | None = None
+    value_from: EnvVarSource | None = None
 
 
 class LocalObjectReference(KubeModel):

@@ -22,6 +22,7 @@ class Reason(StrEnum):
     APPLYING_CHILDREN = "ApplyingChildren"
     CHILD_CONFLICT = "ChildConflict"
     HIBERNATED = "Hibernated"
+    IAM_POLICY_MEMBER_NOT_READY = "IAMPolicyMemberNotReady"
     INTERNAL_ERROR = "InternalError"
     INVALID_CONFIG = "InvalidConfig"
     INVALID_SPEC = "InvalidSpec"
@@ -41,3 +42,5 @@ class Reason(StrEnum):
     VOLUME_EXPANSION = "VolumeExpansion"
     VOLUME_EXPANSION_NOT_SUPPORTED = "VolumeExpansionNotSupported"
     WAITING_FOR_CRD = "WaitingForCRD"
+    WORKLOAD_IDENTITY_CANARY_FAILED = "WorkloadIdentityCanaryFailed"
+    WORKLOAD_IDENTITY_CANARY_PENDING = "WorkloadIdentityCanaryPending"

@@ -12,9 +12,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from restate_op.api.kube_types import (
+    Affinity,
+    Container,
     EnvVar,
     KubeModel,
-    KubeObject,
+    Lifecycle,
     LocalObjectReference,
     NetworkEgressRule,
     NetworkPolicyPeer,
@@ -23,6 +25,9 @@ from restate_op.api.kube_types import (
     SecretKeyRef,
     StringMap,
     Toleration,
+    TopologySpreadConstraint,
+    Volume,
+    VolumeMount,
 )
 from restate_op.api.lifecycle import Phase
 
@@ -70,8 +75,8 @@ class Compute(KubeModel):
     node_selector: Annotated[
         StringMap | None, Field(json_schema_extra={"x-kubernetes-map-type": "atomic"})
     ] = None
-    affinity: KubeObject | None = None
-    topology_spread_constraints: list[KubeObject] | None = None
+    affinity: Affinity | None = None
+    topology_spread_constraints: list[TopologySpreadConstraint] | None = None
     priority_class_name: str | None = None
     annotations: StringMap | None = Field(
         default=None, description="Pod template annotations; operator annotations win."
@@ -81,15 +86,15 @@ class Compute(KubeModel):
     )
     command: list[str] | None = None
     args: list[str] | None = None
-    lifecycle: KubeObject | None = None
-    sidecars: list[KubeObject] | None = Field(
+    lifecycle: Lifecycle | None = None
+    sidecars: list[Container] | None = Field(
         default=None, description="Native sidecars: init containers with restartPolicy Always."
     )
     termination_grace_period_seconds: int | None = Field(
         default=None, ge=0, json_schema_extra={"format": "int64"}
     )
-    extra_volumes: list[KubeObject] | None = None
-    extra_volume_mounts: list[KubeObject] | None = None
+    extra_volumes: list[Volume] | None = None
+    extra_volume_mounts: list[VolumeMount] | None = None
 
     @property
     def desired_replicas(self) -> int:

@@ -1,4 +1,4 @@
-"""Pkl templates of RestateCluster and RestateDeployment, from the CRDs' structural schemas.
+"""Pkl templates of the three kinds, from the CRDs' structural schemas.
 
 Users who write their manifests in Pkl amend this module; its classes mirror the CRD's nested
 objects, with optional fields nullable and the CRD's simple constraints as Pkl constraints.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from restate_op.api.cloud_crd import openapi_schema as cloud_openapi_schema
 from restate_op.api.crd import openapi_schema
 from restate_op.api.deployment_crd import openapi_schema as deployment_openapi_schema
 
@@ -27,6 +28,7 @@ class _PklWriter:
         if schema.get("x-kubernetes-int-or-string"):
             return "Int|String"
         if schema.get("x-kubernetes-preserve-unknown-fields"):
+            # Kubernetes types (restate_op.api.k8s_openapi) too: the API server checks them.
             return "Dynamic"
         if "enum" in schema:
             return "|".join(f'"{v}"' for v in schema["enum"])
@@ -78,7 +80,7 @@ class _PklWriter:
 def restatecluster_pkl() -> str:
     """The Pkl module text (``crd/RestateCluster.pkl``)."""
     return _module(
-        openapi_schema(),
+        openapi_schema(kubernetes_types="named"),
         "RestateCluster",
         "restate.dev/v1",
         "a Restate cluster run by restate-op",
@@ -98,7 +100,7 @@ def restatecluster_pkl() -> str:
 def restatedeployment_pkl() -> str:
     """The Pkl module text (``crd/RestateDeployment.pkl``)."""
     return _module(
-        deployment_openapi_schema(),
+        deployment_openapi_schema(kubernetes_types="named"),
         "RestateDeployment",
         "restate.dev/v1beta1",
         "versioned Restate SDK services, registered and drained by restate-op",
@@ -108,6 +110,27 @@ def restatedeployment_pkl() -> str:
             "  name: String",
             "",
             "  namespace: String?",
+            "",
+            "  labels: Mapping<String, String>?",
+            "",
+            "  annotations: Mapping<String, String>?",
+            "}",
+        ],
+    )
+
+
+def restatecloudenvironment_pkl() -> str:
+    """The Pkl module text (``crd/RestateCloudEnvironment.pkl``)."""
+    return _module(
+        cloud_openapi_schema(kubernetes_types="named"),
+        "RestateCloudEnvironment",
+        "restate.dev/v1beta1",
+        "a Restate Cloud environment and its tunnel client, run by restate-op",
+        [
+            "/// The metadata of a RestateCloudEnvironment (cluster-scoped; the tunnel is "
+            "tunnel-<name>).",
+            "class ObjectMeta {",
+            "  name: String(length <= 56)",
             "",
             "  labels: Mapping<String, String>?",
             "",

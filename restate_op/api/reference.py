@@ -1,16 +1,21 @@
-"""A Markdown field reference of RestateCluster and RestateDeployment, from the CRD schemas."""
+"""A Markdown field reference of the three kinds, from the CRD schemas."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from restate_op.api.cloud_crd import openapi_schema as cloud_openapi_schema
 from restate_op.api.crd import openapi_schema
 from restate_op.api.deployment_crd import openapi_schema as deployment_openapi_schema
+from restate_op.api.k8s_openapi import MARKER, api_reference_url, kubernetes_version, short_name
 
 
 def _type(schema: dict[str, Any]) -> str:
     if schema.get("x-kubernetes-int-or-string"):
         return "int or string"
+    if MARKER in schema:
+        name = schema[MARKER]
+        return f"Kubernetes [{short_name(name)}]({api_reference_url(name)})"
     if schema.get("x-kubernetes-preserve-unknown-fields"):
         return "object (Kubernetes type, passed through)"
     if "enum" in schema:
@@ -75,10 +80,25 @@ def reference_markdown() -> str:
         "# RestateCluster field reference (`restate.dev/v1`)\n\n"
         "Cluster-scoped, short name `rsc`. `metadata.name` must be a DNS label (it becomes the "
         "Namespace of the cluster).\n\n"
-        + _section(openapi_schema(), "##")
+        f"Fields of a Kubernetes type (affinity, containers, volumes, a PodSpec...) carry that "
+        f"type's own schema, from the OpenAPI of Kubernetes {kubernetes_version()}: the API "
+        "server refuses an unknown or mistyped field inside them when the object is applied, "
+        "naming its path, and `kubectl explain` documents them "
+        "(`kubectl explain restatecluster.spec.compute.affinity`). The tables link to their "
+        "reference instead of repeating it.\n\n"
+        + _section(openapi_schema(kubernetes_types="named"), "##")
         + "\n# RestateDeployment field reference (`restate.dev/v1beta1`)\n\n"
         "Namespaced, short name `rsd`, with the scale subresource (`kubectl scale rsd`, an HPA "
         "on the latest version). Upstream's fields and defaults; `spec.restate.register` takes "
-        "exactly one target. Not yet reconciled by this operator: the CRD and its models come "
-        "first (issue 12).\n\n" + _section(deployment_openapi_schema(), "##")
+        "exactly one target. Reconciled with `--restate-deployments` (the chart's "
+        "`restateDeployments.enabled`); see [restatedeployment.md](restatedeployment.md).\n\n"
+        + _section(deployment_openapi_schema(kubernetes_types="named"), "##")
+        + "\n# RestateCloudEnvironment field reference (`restate.dev/v1beta1`)\n\n"
+        "Cluster-scoped, short name `rce`, `metadata.name` at most 56 characters. Upstream's "
+        "fields; the operator runs the tunnel client `tunnel-<name>` (Deployment, Service, a "
+        "PodDisruptionBudget above one replica) in its own namespace, where the Secret "
+        "`spec.authentication.secret` must be. Reconciled with `--restate-deployments`. "
+        "The admin URL is `--cloud-admin-url-template` "
+        "(default `https://{environment}.env.{region}.restate.cloud:9070`).\n\n"
+        + _section(cloud_openapi_schema(kubernetes_types="named"), "##")
     )

@@ -5,14 +5,19 @@ empty or unset fields; builders never call the API. One module per child kind.
 """
 
 from restate_op.children.aws import (
-    canary_outcome,
     desired_pia_canary_job,
     desired_pod_identity_association,
     desired_security_group_policy,
     identity_pod_annotations,
     pod_identity_synced,
 )
+from restate_op.children.canary import canary_outcome, desired_canary_job
 from restate_op.children.config_map import desired_config_map
+from restate_op.children.gcp import (
+    desired_iam_policy_member,
+    desired_wi_canary_job,
+    iam_policy_member_ready,
+)
 from restate_op.children.metadata import (
     child_labels,
     child_metadata,
@@ -40,8 +45,10 @@ __all__ = [
     "child_metadata",
     "config_map_name",
     "config_toml",
+    "desired_canary_job",
     "desired_cluster_service",
     "desired_config_map",
+    "desired_iam_policy_member",
     "desired_namespace",
     "desired_network_policies",
     "desired_pdb",
@@ -52,7 +59,9 @@ __all__ = [
     "desired_service",
     "desired_service_account",
     "desired_statefulset",
+    "desired_wi_canary_job",
     "effective_auto_provision",
+    "iam_policy_member_ready",
     "identity_pod_annotations",
     "namespace_ownership",
     "owner_reference",

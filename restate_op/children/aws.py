@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from restate_op.api.models import RestateCluster
+from restate_op.children.canary import desired_canary_job
 from restate_op.children.constants import (
-    INSTANCE_LABEL,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
-    NAME_LABEL,
     PIA_CANARY_JOB_NAME,
     PIA_CLUSTER_ANNOTATION,
     PIA_NAME,
@@ -19,10 +16,7 @@ from restate_op.children.constants import (
     SGP_NAME,
 )
 from restate_op.children.metadata import child_metadata, namespace_name, selector_labels
-from restate_op.children.pod_security import container_security_context, pod_security_context
 from restate_op.settings import OperatorSettings
-
-CanaryOutcome = Literal["passed", "failed", "pending"]
 
 #: Set in a container's environment by the EKS Pod Identity webhook when it injected credentials.
 PIA_TOKEN_ENV = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
@@ -62,73 +56,14 @@ def pod_identity_synced(pia: dict[str, Any]) -> bool:
     )
 
 
-def _canary_labels(cluster: RestateCluster) -> dict[str, str]:
-    # The name label is overridden so the canary matches none of the selectors of the
-    # Restate pods (Services, NetworkPolicies, SecurityGroupPolicy, PDB).
-    return {
-        INSTANCE_LABEL: cluster.name,
-        MANAGED_BY_LABEL: MANAGED_BY,
-        NAME_LABEL: PIA_CANARY_JOB_NAME,
-    }
-
-
 def desired_pia_canary_job(cluster: RestateCluster, settings: OperatorSettings) -> dict[str, Any]:
     """Job ``restate-pia-canary``: proves pods of ``restate`` really get Pod Identity credentials.
 
     The association being synced in IAM does not mean the webhook injects credentials yet;
     the canary succeeds only if its own environment carries the webhook's token variable.
-    Its pod runs like the Restate pods (same ServiceAccount, no API token, restricted
-    security context so the namespace admits it, the user's tolerations so it schedules
-    where they can). The pod template is immutable: when it must change, the Job is
-    deleted and re-created.
     """
-    compute = cluster.spec.compute
-    metadata = child_metadata(cluster, PIA_CANARY_JOB_NAME, namespace_name(cluster))
-    metadata["labels"] = dict(sorted({**metadata["labels"], **_canary_labels(cluster)}.items()))
-    pod_spec: dict[str, Any] = {
-        "serviceAccountName": SERVICE_ACCOUNT_NAME,
-        "automountServiceAccountToken": False,
-        "restartPolicy": "Never",
-        "securityContext": pod_security_context(),
-        "containers": [
-            {
-                "name": "canary",
-                "image": settings.canary_image,
-                "command": ["grep", "-q", PIA_TOKEN_ENV, "/proc/self/environ"],
-                "securityContext": container_security_context(),
-            }
-        ],
-    }
-    if compute.tolerations:
-        pod_spec["tolerations"] = [t.to_kube() for t in compute.tolerations]
-    if compute.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [s.to_kube() for s in compute.image_pull_secrets]
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": metadata,
-        "spec": {
-            # One retry at most: a failure is acted on (Job deleted and re-created) anyway.
-            "backoffLimit": 1,
-            "template": {
-                "metadata": {"labels": dict(sorted(_canary_labels(cluster).items()))},
-                "spec": pod_spec,
-            },
-        },
-    }
-
-
-def canary_outcome(job: dict[str, Any] | None) -> CanaryOutcome:
-    """``passed`` on ``Complete``=True, ``failed`` on ``Failed``=True, else ``pending``."""
-    if job is None:
-        return "pending"
-    conditions = (job.get("status") or {}).get("conditions") or []
-    true_types = {c.get("type") for c in conditions if c.get("status") == "True"}
-    if "Complete" in true_types:
-        return "passed"
-    if "Failed" in true_types:
-        return "failed"
-    return "pending"
+    command = ["grep", "-q", PIA_TOKEN_ENV, "/proc/self/environ"]
+    return desired_canary_job(cluster, settings, PIA_CANARY_JOB_NAME, command)
 
 
 def desired_security_group_policy(cluster: RestateCluster) -> dict[str, Any] | None:

@@ -28,6 +28,8 @@ PDB_NAME: Final = "restate"
 PIA_NAME: Final = "restate"
 SGP_NAME: Final = "restate"
 PIA_CANARY_JOB_NAME: Final = "restate-pia-canary"
+IAM_POLICY_MEMBER_NAME: Final = "restate-workload-identity"
+WI_CANARY_JOB_NAME: Final = "restate-wi-canary"
 SECRET_PROVIDER_CLASS_NAME: Final = "request-signing-key-v1"
 CONFIG_MAP_PREFIX: Final = "restate-config-"
 
@@ -79,3 +81,8 @@ TRUSTED_CA_ANNOTATION: Final = "restate.dev/trusted-ca-certs"
 PIA_CLUSTER_ANNOTATION: Final = "restate.dev/aws-pod-identity-association-cluster"
 PIA_ROLE_ARN_ANNOTATION: Final = "restate.dev/aws-pod-identity-association-role-arn"
 SECURITY_GROUPS_ANNOTATION: Final = "restate.dev/aws-security-groups"
+GCP_SERVICE_ACCOUNT_POD_ANNOTATION: Final = "restate.dev/gcp-service-account"
+
+#: The ServiceAccount annotation GKE Workload Identity reads (set by the user through
+#: spec.security.serviceAccountAnnotations).
+GKE_SERVICE_ACCOUNT_ANNOTATION: Final = "iam.gke.io/gcp-service-account"

@@ -16,7 +16,12 @@ from typing import Any, Final
 
 from restate_op.api.kube_types import NetworkPolicyPeer
 from restate_op.api.models import RestateCluster
-from restate_op.children.constants import ADMIN_PORT, INGRESS_PORT, NODE_PORT
+from restate_op.children.constants import (
+    ADMIN_PORT,
+    GKE_SERVICE_ACCOUNT_ANNOTATION,
+    INGRESS_PORT,
+    NODE_PORT,
+)
 from restate_op.children.metadata import child_metadata, namespace_name, selector_labels
 from restate_op.children.restate_config import effective_auto_provision
 from restate_op.settings import OperatorSettings
@@ -25,6 +30,7 @@ DENY_ALL: Final = "deny-all"
 ALLOW_DNS: Final = "allow-egress-to-dns"
 ALLOW_PUBLIC_INTERNET: Final = "allow-restate-egress-to-public-internet"
 ALLOW_AWS_POD_IDENTITY: Final = "allow-restate-egress-to-aws-pod-identity"
+ALLOW_GKE_METADATA: Final = "allow-restate-egress-to-gke-metadata"
 ALLOW_EGRESS: Final = "allow-restate-egress"
 ALLOW_INGRESS_ACCESS: Final = "allow-ingress-access"
 ALLOW_ADMIN_ACCESS: Final = "allow-admin-access"
@@ -40,6 +46,7 @@ NETWORK_POLICY_NAMES: Final = frozenset(
         ALLOW_DNS,
         ALLOW_PUBLIC_INTERNET,
         ALLOW_AWS_POD_IDENTITY,
+        ALLOW_GKE_METADATA,
         ALLOW_EGRESS,
         ALLOW_INGRESS_ACCESS,
         ALLOW_ADMIN_ACCESS,
@@ -54,6 +61,14 @@ NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 NODE_LOCAL_DNS: Final = "169.254.20.10/32"
 #: The EKS Pod Identity agent (IPv4; upstream dropped the IPv6 address in 0.4.2).
 EKS_POD_IDENTITY_AGENT: Final = "169.254.170.23/32"
+#: Where GKE Workload Identity pods reach the GKE metadata server, as GKE documents for
+#: NetworkPolicies: the metadata address itself (Dataplane V2), the metadata server's port
+#: 988 on its link-local address (1.21 and later) and on loopback (earlier versions).
+GKE_METADATA_SERVER: Final = (
+    ("169.254.169.254/32", 80),
+    ("169.254.169.252/32", 988),
+    ("127.0.0.1/32", 988),
+)
 
 # Keys whose empty object is meaningful ("all namespaces"/"all pods"); every other empty
 # list or object is the same as absent and is pruned.
@@ -187,6 +202,14 @@ def _allow_aws_pod_identity(cluster: RestateCluster) -> dict[str, Any]:
     return _policy(cluster, ALLOW_AWS_POD_IDENTITY, ["Egress"], egress=[rule])
 
 
+def _allow_gke_metadata(cluster: RestateCluster) -> dict[str, Any]:
+    rules = [
+        {"to": [{"ipBlock": {"cidr": cidr}}], "ports": [_tcp(port)]}
+        for cidr, port in GKE_METADATA_SERVER
+    ]
+    return _policy(cluster, ALLOW_GKE_METADATA, ["Egress"], egress=rules)
+
+
 def _allow_egress(cluster: RestateCluster) -> dict[str, Any]:
     user_rules = cluster.spec.security_or_default.network_egress_rules or []
     rules = [_prune(rule.to_kube()) for rule in user_rules]
@@ -225,6 +248,10 @@ def desired_network_policies(
     policies = [_deny_all(cluster), _allow_dns(cluster), _allow_public_internet(cluster)]
     if security.aws_pod_identity_association_role_arn:
         policies.append(_allow_aws_pod_identity(cluster))
+    # GKE reads the ServiceAccount's annotation itself, with or without --gcp-workload-identity:
+    # its pods need the metadata server either way (public egress excepts link-local).
+    if GKE_SERVICE_ACCOUNT_ANNOTATION in (security.service_account_annotations or {}):
+        policies.append(_allow_gke_metadata(cluster))
     policies += [
         _allow_egress(cluster),
         _access_policy(

@@ -17,6 +17,7 @@ import contextlib
 import email.utils
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
@@ -33,6 +34,11 @@ T = TypeVar("T")
 
 #: HTTP status codes after which the same request may well succeed.
 TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: What the API server says (with a 500) when a server-side apply body does not fit the
+#: object's schema: ``failed to create typed patch object (ns/name; apps/v1,
+#: Kind=StatefulSet): .spec.template.spec.affinity.nodeAffinty: field not declared in schema``.
+TYPED_PATCH_FAILURE = "failed to create typed patch object"
+_TYPED_PATCH_FIELD = re.compile(r"(?:^|, )(\.[^\s:,]+): ")
 #: Upper bound on a server-requested delay, so a bogus Retry-After cannot park a reconcile.
 MAX_RETRY_AFTER = 60.0
 
@@ -67,9 +73,29 @@ class KubeError(Exception):
         self.body = body
 
     @property
+    def invalid(self) -> bool:
+        """The request body itself is wrong: the same request can never succeed.
+
+        A 422 (``Invalid``), or the 500 a server-side apply gets when its body does not fit
+        the object's schema (an unknown or mistyped field): a 5xx that is the request's
+        fault, not the server's.
+        """
+        return self.status == 422 or (self.status == 500 and TYPED_PATCH_FAILURE in self.message)
+
+    @property
     def transient(self) -> bool:
         """Whether retrying the same request later may succeed."""
-        return self.status is None or self.status in TRANSIENT_STATUS
+        return (self.status is None or self.status in TRANSIENT_STATUS) and not self.invalid
+
+    @property
+    def fields(self) -> list[str]:
+        """The field paths the API server named as wrong (``spec.template.spec.affinity``)."""
+        causes = ((self.body or {}).get("details") or {}).get("causes") or []
+        named = [str(c["field"]) for c in causes if isinstance(c, dict) and c.get("field")]
+        if not named and TYPED_PATCH_FAILURE in self.message:
+            _, _, rest = self.message.partition("): ")
+            named = [m.lstrip(".") for m in _TYPED_PATCH_FIELD.findall(rest)]
+        return list(dict.fromkeys(named))
 
     def __str__(self) -> str:
         code = "no response" if self.status is None else str(self.status)

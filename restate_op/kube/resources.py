@@ -124,6 +124,7 @@ CORE_EVENT = Kind("v1", "Event", "events", namespaced=True)
 STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets", namespaced=True)
 JOB = Kind("batch/v1", "Job", "jobs", namespaced=True)
 REPLICA_SET = Kind("apps/v1", "ReplicaSet", "replicasets", namespaced=True)
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", namespaced=True)
 HORIZONTAL_POD_AUTOSCALER = Kind(
     "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", namespaced=True
 )
@@ -144,6 +145,9 @@ RESTATE_CLUSTER = Kind("restate.dev/v1", "RestateCluster", "restateclusters", na
 RESTATE_DEPLOYMENT = Kind(
     "restate.dev/v1beta1", "RestateDeployment", "restatedeployments", namespaced=True
 )
+RESTATE_CLOUD_ENVIRONMENT = Kind(
+    "restate.dev/v1beta1", "RestateCloudEnvironment", "restatecloudenvironments", namespaced=False
+)
 POD_IDENTITY_ASSOCIATION = Kind(
     "eks.services.k8s.aws/v1alpha1",
     "PodIdentityAssociation",
@@ -154,6 +158,12 @@ SECURITY_GROUP_POLICY = Kind(
     "vpcresources.k8s.aws/v1beta1",
     "SecurityGroupPolicy",
     "securitygrouppolicies",
+    namespaced=True,
+)
+IAM_POLICY_MEMBER = Kind(
+    "iam.cnrm.cloud.google.com/v1beta1",
+    "IAMPolicyMember",
+    "iampolicymembers",
     namespaced=True,
 )
 SECRET_PROVIDER_CLASS = Kind(
@@ -193,7 +203,10 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         CUSTOM_RESOURCE_DEFINITION,
         RESTATE_CLUSTER,
         RESTATE_DEPLOYMENT,
+        RESTATE_CLOUD_ENVIRONMENT,
+        DEPLOYMENT,
         POD_IDENTITY_ASSOCIATION,
+        IAM_POLICY_MEMBER,
         SECURITY_GROUP_POLICY,
         SECRET_PROVIDER_CLASS,
         KNATIVE_CONFIGURATION,

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from restate_op.children.aws import (
-    canary_outcome,
     desired_pia_canary_job,
     desired_pod_identity_association,
     desired_security_group_policy,
     identity_pod_annotations,
     pod_identity_synced,
 )
+from restate_op.children.canary import canary_outcome
 from restate_op.settings import OperatorSettings
 from tests.children.helpers import empty_fields, make_cluster, restricted_violations
 

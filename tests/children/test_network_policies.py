@@ -296,3 +296,28 @@ def test_full_fixture_policies() -> None:
     assert "allow-restate-egress-to-aws-pod-identity" in built
     node = built["allow-node-access"]["spec"]["ingress"][0]["from"]
     assert len(node) == 3  # prometheus, own pods, operator (autoProvision)
+
+
+def test_gke_metadata_server_only_with_the_gke_annotation() -> None:
+    """GKE reads the annotation itself, flag or not; public egress excepts link-local."""
+    email = "restate-sa@my-project.iam.gserviceaccount.com"
+    annotated = {"serviceAccountAnnotations": {"iam.gke.io/gcp-service-account": email}}
+    built = policies({"security": annotated})
+    assert "allow-restate-egress-to-gke-metadata" in NETWORK_POLICY_NAMES
+    assert built["allow-restate-egress-to-gke-metadata"]["spec"]["egress"] == [
+        {
+            "to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}],
+            "ports": [{"protocol": "TCP", "port": 80}],
+        },
+        {
+            "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
+            "ports": [{"protocol": "TCP", "port": 988}],
+        },
+        {
+            "to": [{"ipBlock": {"cidr": "127.0.0.1/32"}}],
+            "ports": [{"protocol": "TCP", "port": 988}],
+        },
+    ]
+    assert "allow-restate-egress-to-gke-metadata" not in policies()
+    other = {"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}}
+    assert "allow-restate-egress-to-gke-metadata" not in policies({"security": other})

@@ -32,7 +32,8 @@
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# The Pod Identity canary Job, deleted once it has done its work or failed.
+# The Pod Identity and Workload Identity canary Jobs, deleted once they have done their work or
+# failed.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list", "watch", "create", "patch", "delete"]
@@ -94,6 +95,14 @@
   resources: ["podidentityassociations"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 {{- end }}
+{{- define "restate-operator.workloadIdentityRules" }}
+# IAMPolicyMembers binding each cluster's ServiceAccount to the GCP service account of its
+# iam.gke.io/gcp-service-account annotation; cached, applied, and pruned when the annotation is
+# removed.
+- apiGroups: ["iam.cnrm.cloud.google.com"]
+  resources: ["iampolicymembers"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+{{- end }}
 {{- define "restate-operator.deploymentRules" }}
 # RestateDeployment: the restate.dev/latest label is applied to the pods of the version Restate
 # routes to (a ReplicaSet never relabels running pods).
@@ -143,4 +152,31 @@
 - apiGroups: ["restate.dev"]
   resources: ["restatedeployments/finalizers"]
   verbs: ["update"]
+# RestateCloudEnvironment: cached in an informer; upstream's finalizer is released on deletion
+# with a JSON patch tested against the uid after a fresh get.
+- apiGroups: ["restate.dev"]
+  resources: ["restatecloudenvironments"]
+  verbs: ["get", "list", "watch", "patch"]
+# RestateCloudEnvironment status (phase, Ready and Degraded, tunnel pods) is server-side
+# applied.
+- apiGroups: ["restate.dev"]
+  resources: ["restatecloudenvironments/status"]
+  verbs: ["patch"]
+# Tunnel objects carry an owner reference with blockOwnerDeletion (see
+# restateclusters/finalizers).
+- apiGroups: ["restate.dev"]
+  resources: ["restatecloudenvironments/finalizers"]
+  verbs: ["update"]
+{{- end }}
+{{- define "restate-operator.cloudTunnelRules" }}
+# RestateCloudEnvironment: the admin API bearer token (spec.authentication.secret), cached from
+# this namespace only, so a rotation reaches its RestateDeployments at once.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch"]
+# RestateCloudEnvironment: the tunnel client Deployment tunnel-<name>; deleted by the garbage
+# collector with its RestateCloudEnvironment.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["list", "watch", "create", "patch"]
 {{- end }}
