@@ -27,6 +27,9 @@ class AuditedRequest:
     namespace: str
     name: str
     code: int  # HTTP status; 0 while a watch is still open
+    #: The object's resourceVersion in the response, when the policy logs response bodies
+    #: (a write answered with the version the object already had changed nothing).
+    resource_version: str = ""
 
 
 def _unix(timestamp: str) -> float:
@@ -45,6 +48,9 @@ def _request(event: dict[str, Any]) -> AuditedRequest:
         namespace=str(ref.get("namespace") or ""),
         name=str(ref.get("name") or ""),
         code=int((event.get("responseStatus") or {}).get("code") or 0),
+        resource_version=str(
+            ((event.get("responseObject") or {}).get("metadata") or {}).get("resourceVersion") or ""
+        ),
     )
 
 
