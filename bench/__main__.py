@@ -125,8 +125,14 @@ class Run:
         }
 
     def save(self) -> None:
+        """The JSON of this run; ``latest.md`` and ``latest.png`` unless only the rsd scenario
+        ran, whose tables go to ``rsd-latest.md`` (so that they do not replace the tables
+        and plot of the last cluster run)."""
         self.results["targets"] = report.targets(self.results)
         (self.out / f"{self.stamp}.json").write_text(json.dumps(self.results, indent=2) + "\n")
+        if self.only == {"rsd"}:
+            (self.out / "rsd-latest.md").write_text(report.markdown(self.results))
+            return
         (self.out / "latest.md").write_text(report.markdown(self.results))
         report.plot(self.results, self.out / "latest.png")
 
@@ -232,7 +238,8 @@ class Run:
                 shutil.rmtree(self.workdir, ignore_errors=True)
         self.publish()
         print(report.markdown(self.results))
-        _log(f"wrote {self.out / (self.stamp + '.json')}, latest.md, latest.png")
+        tables = "rsd-latest.md" if self.only == {"rsd"} else "latest.md, latest.png"
+        _log(f"wrote {self.out / (self.stamp + '.json')}, {tables}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,14 +28,14 @@ import collections
 import contextlib
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.audit import AuditedRequest, AuditLog
+from bench.audit import AuditedRequest, AuditLog, content_digest
 from bench.controlplane import AUDIT_POLICY, OPERATOR_USER, BenchControlPlane
 from bench.operator import BenchOperator
 from bench.probe import Probe
@@ -46,6 +46,7 @@ from e2e.operator_process import REPO
 from e2e.restate_admin_standin import Request, StandIn, StandInServer
 from restate_op.api.deployment import RestateDeployment
 from restate_op.deployment_identity import version_hash, versioned_name
+from restate_op.deployment_observe import OWNED_BY_LABEL
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
 from restate_op.kube.informer import EventType, Informer, strip_managed_fields
@@ -81,24 +82,67 @@ class DeploymentControlPlane(BenchControlPlane):
 
 class DeploymentProbe(Probe):
     """Watches RestateDeployments; marks ``<round>|<version>:<phase>`` per ``ns/name``, the
-    first moment a version is seen in that phase during that round."""
+    first moment a version is seen in that phase during that round.
+
+    It also keeps, per object the operator writes (RSDs, the versions' ReplicaSets and
+    Services, their pods), every state seen: ``(time, resourceVersion, content digest)``.
+    A write whose answer equals a state seen before the write was sent changed nothing
+    (same resourceVersion) or only bookkeeping (same :func:`content_digest`).
+    """
 
     def __init__(self, client: KubeClient) -> None:
         super().__init__(client)
         self.round = ""
+        self.history: dict[tuple[str, str, str], list[tuple[float, str, str]]] = (
+            collections.defaultdict(list)
+        )
         self.deployments = Informer(
             client, resources.RESTATE_DEPLOYMENT, transform=strip_managed_fields
         )
         self.deployments.add_handler(self._on_deployment)
-        self._informers = (self.deployments,)
+        children = [
+            Informer(client, resources.REPLICA_SET, label_selector=OWNED_BY_LABEL),
+            Informer(client, resources.SERVICE, label_selector=OWNED_BY_LABEL),
+            Informer(client, resources.POD, label_selector="pod-template-hash"),
+        ]
+        for informer in children:
+            informer.add_handler(self._recorder(informer.kind.plural))
+        self.deployments.add_handler(self._recorder(resources.RESTATE_DEPLOYMENT.plural))
+        self._informers = (self.deployments, *children)
 
     @classmethod
     async def connect_deployments(cls, kubeconfig: Path) -> DeploymentProbe:
         client = await KubeClient.connect(str(kubeconfig), user_agent="restate-op-bench")
         probe = cls(client)
-        probe.deployments.start()
-        await probe.deployments.wait_synced()
+        for informer in probe._informers:
+            informer.start()
+        await asyncio.gather(*(i.wait_synced() for i in probe._informers))
         return probe
+
+    def _recorder(self, plural: str) -> Callable[[EventType, dict[str, Any]], None]:
+        def record(event: EventType, obj: dict[str, Any]) -> None:
+            meta = obj.get("metadata") or {}
+            key = (plural, str(meta.get("namespace") or ""), str(meta.get("name")))
+            self.history[key].append(
+                (time.time(), str(meta.get("resourceVersion")), content_digest(obj))
+            )
+
+        return record
+
+    def seen_before(self, q: AuditedRequest) -> tuple[bool, bool]:
+        """Whether the state a write answered with was seen before it was received: its
+        resourceVersion (nothing written), its content digest (only bookkeeping written)."""
+        states = [
+            (rv, digest)
+            for at, rv, digest in self.history.get(
+                (q.resource.split("/", 1)[0], q.namespace, q.name), []
+            )
+            if at < q.received
+        ]
+        if not states:
+            return False, False
+        rv, digest = states[-1]
+        return rv == q.resource_version, digest == q.response_digest
 
     def _on_deployment(self, event: EventType, obj: dict[str, Any]) -> None:
         if event == "DELETED":
@@ -307,7 +351,7 @@ async def _round(
         "admin_requests_per_change_by_method_path": {
             k: round(v / n, 2) for k, v in _admin_counts(admin).items()
         },
-        "noop_writes": [_line(q) for q in _noop_writes(r.audit.requests(0.0, t1), t0)],
+        "wasted_writes": _wasted_writes(probe, mine),
         "example_kube_requests": [
             _line(q, probe.seen(first.key, f"{label}|sent"))
             for q in mine
@@ -380,22 +424,22 @@ def _admin_counts(requests: Iterable[Request]) -> dict[str, int]:
     return dict(sorted(collections.Counter(admin_label(q) for q in requests).items()))
 
 
-def _noop_writes(history: Sequence[AuditedRequest], since: float) -> list[AuditedRequest]:
-    """Writes since ``since`` answered with the resourceVersion the object already had.
-
-    The last version known of each object comes from every earlier audited answer (gets and
-    writes, of the object or its status: they share one resourceVersion)."""
-    known: dict[tuple[str, str, str], str] = {}
-    found = []
-    for q in history:
-        if not q.resource_version or q.code >= 300:
+def _wasted_writes(
+    probe: DeploymentProbe, requests: Sequence[AuditedRequest]
+) -> dict[str, list[str]]:
+    """The writes that changed nothing (``unchanged``: answered with the resourceVersion the
+    object already had) or only bookkeeping (``bookkeeping_only``: ``managedFields``, the
+    desired-hash annotation), with their request lines."""
+    unchanged, bookkeeping = [], []
+    for q in requests:
+        if q.verb not in ("update", "patch") or not q.resource_version or q.code >= 300:
             continue
-        obj = (q.resource.split("/", 1)[0], q.namespace, q.name)
-        write = q.verb in WRITES and q.verb != "delete"
-        if write and q.received >= since and known.get(obj) == q.resource_version:
-            found.append(q)
-        known[obj] = q.resource_version
-    return found
+        same_version, same_content = probe.seen_before(q)
+        if same_version:
+            unchanged.append(_line(q))
+        elif same_content:
+            bookkeeping.append(_line(q))
+    return {"unchanged": unchanged, "bookkeeping_only": bookkeeping}
 
 
 def _line(q: AuditedRequest, start: float | None = None) -> str:
