@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import procstat, report, scenarios
+from bench import deployments, procstat, report, scenarios
 from bench.operator import BenchOperator
 from e2e.controlplane import Binaries
 from e2e.operator_process import REPO
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("converge", "expansion", "scale", "concurrency")
+SCENARIOS = ("converge", "expansion", "scale", "concurrency", "rsd")
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,15 @@ class Plan:
     resync_seconds: float
     concurrency_clusters: int
     concurrency: tuple[int, ...]
+    rsd_deployments: int  # RestateDeployments, each registered, rolled forward (and back)
+    rsd_idle_seconds: float
 
 
 #: At the largest N the idle window (6 min) spans the default 5-minute periodic resync and
 #: the first re-opening of the informers' watches (every 5 to 7.5 min).
-FULL = Plan(50, 3, (1, 100, 500, 1000), 360, 60, 30, 500, (1, 4, 16, 64))
-QUICK = Plan(10, 1, (1, 20, 50), 60, 20, 15, 50, (1, 4, 16, 64))
+#: The RSD idle window (6 min) spans the operator's idle refresh of Restate's view (5 min).
+FULL = Plan(50, 3, (1, 100, 500, 1000), 360, 60, 30, 500, (1, 4, 16, 64), 20, 360)
+QUICK = Plan(10, 1, (1, 20, 50), 60, 20, 15, 50, (1, 4, 16, 64), 5, 30)
 
 
 def _log(message: str) -> None:
@@ -97,6 +100,12 @@ class Run:
         if args.idle is not None:
             idle = {"idle_seconds": args.idle, "idle_seconds_other": args.idle}
             self.plan = Plan(**{**asdict(self.plan), **idle})
+        if args.rsd is not None:
+            self.plan = Plan(**{**asdict(self.plan), "rsd_deployments": args.rsd})
+        if args.rsd_idle is not None:
+            self.plan = Plan(**{**asdict(self.plan), "rsd_idle_seconds": args.rsd_idle})
+        self.rsd_rollback = not args.rsd_no_rollback
+        self.rsd_at_once = args.rsd_at_once
         self.only = set(args.only or SCENARIOS)
         self.keep = args.keep
         self.profile = args.profile
@@ -116,8 +125,14 @@ class Run:
         }
 
     def save(self) -> None:
+        """The JSON of this run; ``latest.md`` and ``latest.png`` unless only the rsd scenario
+        ran, whose tables go to ``rsd-latest.md`` (so that they do not replace the tables
+        and plot of the last cluster run)."""
         self.results["targets"] = report.targets(self.results)
         (self.out / f"{self.stamp}.json").write_text(json.dumps(self.results, indent=2) + "\n")
+        if self.only == {"rsd"}:
+            (self.out / "rsd-latest.md").write_text(report.markdown(self.results))
+            return
         (self.out / "latest.md").write_text(report.markdown(self.results))
         report.plot(self.results, self.out / "latest.png")
 
@@ -191,6 +206,21 @@ class Run:
                 self.results["concurrency"].append(entry)
                 self.save()
 
+    async def rsd(self) -> None:
+        """RestateDeployments: registration, a version change, a rollback, then idle."""
+        async with deployments.rig(self.workdir, _log, self.keep) as (r, standin):
+            op = await r.start_operator("operator-rsd", deployments.OPERATOR_ARGS)
+            self.results["rsd"] = await deployments.scenario(
+                r,
+                op,
+                standin,
+                self.plan.rsd_deployments,
+                rollback=self.rsd_rollback,
+                idle_seconds=self.plan.rsd_idle_seconds,
+                at_once=self.rsd_at_once,
+            )
+            self.save()
+
     async def main(self) -> None:
         _log(f"benchmarks ({self.results['mode']}): work dir {self.workdir}")
         try:
@@ -200,13 +230,16 @@ class Run:
                 await self.scale()
             if "concurrency" in self.only:
                 await self.concurrency()
+            if "rsd" in self.only:
+                await self.rsd()
         finally:
             self.save()
             if not self.keep:
                 shutil.rmtree(self.workdir, ignore_errors=True)
         self.publish()
         print(report.markdown(self.results))
-        _log(f"wrote {self.out / (self.stamp + '.json')}, latest.md, latest.png")
+        tables = "rsd-latest.md" if self.only == {"rsd"} else "latest.md, latest.png"
+        _log(f"wrote {self.out / (self.stamp + '.json')}, {tables}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,6 +249,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", nargs="+", type=int, help="override the N of the scale runs")
     parser.add_argument(
         "--idle", type=float, help="override the idle windows (seconds; the full plan's is 360)"
+    )
+    parser.add_argument(
+        "--rsd", type=int, help="RestateDeployments in the rsd scenario (full plan: 20)"
+    )
+    parser.add_argument(
+        "--rsd-idle", type=float, help="the rsd idle window in seconds (full plan: 360)"
+    )
+    parser.add_argument(
+        "--rsd-no-rollback", action="store_true", help="rsd: skip the rollback round"
+    )
+    parser.add_argument(
+        "--rsd-at-once",
+        action="store_true",
+        help="rsd: apply each round's templates all at once (default: one RSD at a time)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--keep", action="store_true", help="keep control-plane work dirs (logs)")

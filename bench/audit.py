@@ -8,6 +8,8 @@ is counted once, at its ``requestReceivedTimestamp``, whichever of its events is
 from __future__ import annotations
 
 import collections
+import copy
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +29,34 @@ class AuditedRequest:
     namespace: str
     name: str
     code: int  # HTTP status; 0 while a watch is still open
+    #: The object's resourceVersion in the response, when the policy logs response bodies
+    #: (a write answered with the version the object already had changed nothing).
+    resource_version: str = ""
+    #: :func:`content_digest` of the response's object (same policy condition).
+    response_digest: str = ""
+
+
+#: Bookkeeping that changes on every write, whatever it wrote: ignored by
+#: :func:`content_digest`. The operator's own ``restate.dev/desired-hash`` is one: it hashes
+#: the manifest sent, so a manifest sent in another form moves it.
+BOOKKEEPING_ANNOTATIONS = (
+    "restate.dev/desired-hash",
+    "kubectl.kubernetes.io/last-applied-configuration",
+)
+
+
+def content_digest(obj: dict[str, Any]) -> str:
+    """A digest of an object without its bookkeeping (``managedFields``, ``resourceVersion``,
+    :data:`BOOKKEEPING_ANNOTATIONS`): equal digests before and after a write mean the write
+    changed nothing anyone reads, only who owns which field."""
+    o = copy.deepcopy(obj)
+    meta = o.get("metadata") or {}
+    for key in ("managedFields", "resourceVersion"):
+        meta.pop(key, None)
+    annotations = meta.get("annotations") or {}
+    for key in BOOKKEEPING_ANNOTATIONS:
+        annotations.pop(key, None)
+    return hashlib.sha256(json.dumps(o, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _unix(timestamp: str) -> float:
@@ -35,6 +65,8 @@ def _unix(timestamp: str) -> float:
 
 def _request(event: dict[str, Any]) -> AuditedRequest:
     ref = event.get("objectRef") or {}
+    response = event.get("responseObject") or {}
+    body = response if "metadata" in response else {}
     resource = str(ref.get("resource") or "(discovery)")
     if ref.get("subresource"):
         resource += "/" + str(ref["subresource"])
@@ -45,6 +77,8 @@ def _request(event: dict[str, Any]) -> AuditedRequest:
         namespace=str(ref.get("namespace") or ""),
         name=str(ref.get("name") or ""),
         code=int((event.get("responseStatus") or {}).get("code") or 0),
+        resource_version=str((body.get("metadata") or {}).get("resourceVersion") or ""),
+        response_digest=content_digest(body) if body else "",
     )
 
 

@@ -21,11 +21,12 @@ import yaml
 from e2e.controlplane import ControlPlane, kubeconfig_dict
 from e2e.kubehttp import JSON, KubeHTTPError
 from e2e.operator_process import REPO, Kubectl
-from restate_op.rbac import CLUSTER_RULES, LEASE_RULES
+from restate_op.rbac import CLUSTER_RULES, DEPLOYMENT_RULES, LEASE_RULES
 
 OPERATOR_USER = "restate-operator-bench"
 OPERATOR_NAMESPACE = "restate-operator"
 CRD_FILE = REPO / "crd" / "restateclusters.yaml"
+DEPLOYMENT_CRD_FILE = REPO / "crd" / "restatedeployments.yaml"
 
 AUDIT_POLICY: JSON = {
     "apiVersion": "audit.k8s.io/v1",
@@ -43,6 +44,9 @@ AUDIT_POLICY: JSON = {
 class BenchControlPlane(ControlPlane):
     """A :class:`ControlPlane` whose API server audits the operator's requests."""
 
+    #: A subclass may log more (say the response bodies of writes, to tell no-op writes).
+    audit_policy: JSON = AUDIT_POLICY
+
     @property
     def audit_log(self) -> Path:
         """Where the API server writes audit events (JSON lines)."""
@@ -50,7 +54,7 @@ class BenchControlPlane(ControlPlane):
 
     def _apiserver_argv(self) -> list[str]:
         policy = self.work_dir / "audit-policy.yaml"
-        policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+        policy.write_text(yaml.safe_dump(self.audit_policy))
         return [
             *super()._apiserver_argv(),
             f"--audit-policy-file={policy}",
@@ -63,14 +67,21 @@ class BenchControlPlane(ControlPlane):
         """kubectl with admin credentials."""
         return Kubectl(self.binaries.kubectl, self.kubeconfig)
 
-    def install_operator_prerequisites(self) -> Path:
-        """Install the CRD, the operator's namespace and RBAC; return its own kubeconfig."""
+    def install_operator_prerequisites(self, *, deployments: bool = False) -> Path:
+        """Install the CRD, the operator's namespace and RBAC; return its own kubeconfig.
+
+        ``deployments``: also the RestateDeployment CRD and the rules the chart adds with
+        ``restateDeployments.enabled`` (what ``--restate-deployments true`` needs).
+        """
         kubectl = self.kubectl()
         kubectl.run("apply", "--server-side", "-f", str(CRD_FILE))
         kubectl.wait_established("restateclusters.restate.dev")
+        if deployments:
+            kubectl.run("apply", "--server-side", "-f", str(DEPLOYMENT_CRD_FILE))
+            kubectl.wait_established("restatedeployments.restate.dev")
         client = self.admin_client()
         try:
-            for path, obj in _rbac_objects():
+            for path, obj in _rbac_objects(deployments=deployments):
                 try:
                     client.create(path, obj)
                 except KubeHTTPError as err:  # pragma: no cover - reported with its body
@@ -88,8 +99,9 @@ class BenchControlPlane(ControlPlane):
         return path
 
 
-def _rbac_objects() -> list[tuple[str, JSON]]:
+def _rbac_objects(*, deployments: bool = False) -> list[tuple[str, JSON]]:
     """The chart's RBAC (ClusterRole, lease Role and their bindings) for the bench user."""
+    rules = [*CLUSTER_RULES, *(DEPLOYMENT_RULES if deployments else [])]
     subject = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": OPERATOR_USER}]
     rbac = "/apis/rbac.authorization.k8s.io/v1"
     ns = OPERATOR_NAMESPACE
@@ -101,7 +113,7 @@ def _rbac_objects() -> list[tuple[str, JSON]]:
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "ClusterRole",
                 "metadata": {"name": OPERATOR_USER},
-                "rules": json.loads(json.dumps(CLUSTER_RULES)),
+                "rules": json.loads(json.dumps(rules)),
             },
         ),
         (

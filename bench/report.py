@@ -275,9 +275,76 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_fmt(run.get('to_all_pvcs_grown_s'))} | {_fmt(run.get('to_status_ready_s'))} | "
                 f"{_fmt(_flatten(run.get('operator_requests') or {}))} |"
             )
+    if results.get("rsd"):
+        out += deployments_markdown(results["rsd"])
     for note in results.get("notes") or []:
         out += ["", note]
     return "\n".join(out) + "\n"
+
+
+def _triple(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return "-"
+    return " / ".join(_fmt(summary.get(k)) for k in ("p50", "p95", "max"))
+
+
+def deployments_markdown(rsd: dict[str, Any]) -> list[str]:
+    """The RestateDeployment rounds: latency and requests per version change, then idle."""
+    how = "all at once" if rsd["at_once"] else "one after another"
+    out = [
+        "",
+        f"## RestateDeployments: {rsd['deployments']} RSDs, each version change {how}",
+        "",
+        "Seconds from applying the template, p50 / p95 / max; requests per version change "
+        "(Kubernetes: the operator's, from the audit log, watches excluded; admin API: what "
+        "the stand-in received).",
+        "",
+        "| round | → new version Registering | → new version Latest | → old version Retired "
+        "| kube requests | admin requests |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rsd["rounds"]:
+        out.append(
+            f"| {r['round']} | {_triple(r['to_registering_s'])} | {_triple(r['to_latest_s'])} | "
+            f"{_triple(r.get('to_old_retired_s'))} | {_fmt(r['kube_requests_per_change'])} | "
+            f"{_fmt(r['admin_requests_per_change'])} |"
+        )
+    out += [
+        "",
+        "| round | kube requests per change, by verb and resource | admin requests "
+        "per change, by method and path |",
+        "|---|---|---|",
+    ]
+    for r in rsd["rounds"]:
+        out.append(
+            f"| {r['round']} | {_fmt(_flatten(r['kube_requests_per_change_by_verb_resource']))} "
+            f"| {_fmt(r['admin_requests_per_change_by_method_path'])} |"
+        )
+    wasted = [
+        (r["round"], kind, line)
+        for r in rsd["rounds"]
+        for kind, lines in (r.get("wasted_writes") or {}).items()
+        for line in lines
+    ]
+    out += [
+        "",
+        f"Writes that changed nothing or only bookkeeping (managedFields, desired-hash): "
+        f"{len(wasted)}.",
+    ]
+    if wasted:
+        out += ["", "```"] + [f"{rnd}: {kind}: {line}" for rnd, kind, line in wasted[:40]]
+        out += ["```"]
+    idle = rsd.get("idle") or {}
+    if idle:
+        out += [
+            "",
+            f"Idle ({_fmt(idle.get('window_s'))} s, all converged): "
+            f"{_fmt(idle.get('kube_requests_per_minute_of_the_rsds'))} kube requests/min for "
+            f"the RSDs ({_fmt(idle.get('kube_requests_per_minute'))}/min in all, watches and "
+            f"the Lease apart), {_fmt(idle.get('admin_requests_per_minute'))} admin "
+            f"requests/min ({_fmt(idle.get('admin_requests_by_method_path'))}).",
+        ]
+    return out
 
 
 def _pair(summary: dict[str, Any] | None) -> str:

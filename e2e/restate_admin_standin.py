@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,6 +46,8 @@ class Request:
     query: dict[str, list[str]]
     body: Any
     authorization: str | None = None
+    #: When it arrived (Unix time), so that a benchmark can count the requests of a window.
+    at: float = field(default_factory=time.time)
 
 
 @dataclass

@@ -417,7 +417,8 @@ def _decide(obs: DeploymentObservation, now: float) -> DeploymentDecision:
         view = obs.restate if state != "missing" else None
         age = now - view.read_at if view is not None else None
         if talked or age is None or age >= refresh or state in ("stale", "failed"):
-            effects.append(QueryRestate(admin, view_key(admin), obs.token))
+            seen = None if talked else (view.read_at if view is not None else 0.0)
+            effects.append(QueryRestate(admin, view_key(admin), obs.token, seen))
             again = talked or state in ("missing", "stale")
             requeue = sooner(requeue, 0.0 if again else refresh)
         else:

@@ -177,6 +177,10 @@ class QueryRestate:
     admin_url: str
     key: tuple[str, str]
     token: str | None = field(default=None, repr=False)
+    #: The ``read_at`` of the view the decision saw (0.0: none), when any newer answer will
+    #: do: RestateDeployments of one Restate falling due together then share one read.
+    #: None after this reconcile registered or deregistered: only a read after that counts.
+    unless_read_after: float | None = None
 
 
 Effect = (

@@ -13,6 +13,7 @@ select.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ import httpx
 
 from restate_op import FIELD_MANAGER, restate_admin
 from restate_op.child_fields import spec_field
+from restate_op.deployment_observe import RestateView
 from restate_op.effects import (
     Apply,
     Delete,
@@ -139,6 +141,8 @@ class Executor:
         #: Restate's admin APIs (the RestateDeployment effects); made on first use.
         self._admin = admin
         self._clock = clock
+        #: One read of Restate's view at a time per Restate (see ``_query_restate``).
+        self._view_locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     @property
     def admin(self) -> httpx.AsyncClient:
@@ -250,14 +254,29 @@ class Executor:
                 await restate_admin.deregister(self.admin, effect)
                 log.info("deregistered %s (%s)", effect.deployment_id, effect.version)
             case QueryRestate():
-                view = await restate_admin.read_view(
-                    self.admin, effect.admin_url, self._clock(), effect.token
-                )
-                if view.error is not None:
-                    log.warning("could not read Restate's view: %s", view.error)
-                self.memory.put(effect.key, view)
+                await self._query_restate(effect)
             case RemoveFinalizer():
                 await self._remove_finalizer(effect)
+
+    async def _query_restate(self, effect: QueryRestate) -> None:
+        """Read Restate's view into memory, one read at a time per Restate; a read that
+        finds an answer newer than its decision saw (another RestateDeployment's, made
+        meanwhile) is skipped when the effect allows it."""
+        lock = self._view_locks.setdefault(effect.key, asyncio.Lock())
+        async with lock:
+            known = self.memory.get(effect.key)
+            if (
+                effect.unless_read_after is not None
+                and isinstance(known, RestateView)
+                and known.read_at > effect.unless_read_after
+            ):
+                return
+            view = await restate_admin.read_view(
+                self.admin, effect.admin_url, self._clock(), effect.token
+            )
+            if view.error is not None:
+                log.warning("could not read Restate's view: %s", view.error)
+            self.memory.put(effect.key, view)
 
     async def _remove_finalizer(self, effect: RemoveFinalizer) -> None:
         """A JSON patch that removes the entry by index, tested against the uid and the

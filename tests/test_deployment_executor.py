@@ -3,6 +3,7 @@ the finalizer's JSON patch (on the fake API server)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, cast
 
@@ -247,3 +248,31 @@ async def test_a_token_is_sent_as_bearer_on_every_admin_request_and_only_then() 
     seen.clear()
     await ex.run([REGISTER])
     assert "Authorization" not in seen[0].headers
+
+
+def _view_answers(request: httpx.Request) -> httpx.Response:
+    if request.method == "GET":
+        return json_response(200, {"deployments": []})
+    return json_response(200, {"rows": []})
+
+
+async def test_reads_of_one_restate_falling_due_together_share_one_answer() -> None:
+    """Twenty RestateDeployments of one Restate that saw the same old view ask for a fresh
+    one at once: one read serves them all (the idle refresh read it nine times)."""
+    ex, seen, _, memory = executor(_view_answers)
+    memory.put(KEY, RestateView(admin_url=ADMIN, read_at=900.0))
+    effects = [QueryRestate(ADMIN, KEY, unless_read_after=900.0) for _ in range(20)]
+    await asyncio.gather(*(ex.run([e]) for e in effects))
+    assert len(seen) == 3, [f"{r.method} {r.url}" for r in seen]  # one view: three requests
+    assert memory.get(KEY).read_at == 1000.0
+
+
+async def test_a_read_after_a_registration_is_never_skipped() -> None:
+    ex, seen, _, memory = executor(_view_answers)
+    memory.put(KEY, RestateView(admin_url=ADMIN, read_at=999.0))
+    await ex.run([QueryRestate(ADMIN, KEY, unless_read_after=None)])
+    assert len(seen) == 3
+    seen.clear()
+    # An answer older than what the decision saw is read again, too.
+    await ex.run([QueryRestate(ADMIN, KEY, unless_read_after=1000.0)])
+    assert len(seen) == 3
