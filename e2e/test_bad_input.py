@@ -542,3 +542,33 @@ def test_a_spec_the_model_cannot_read_is_degraded_until_fixed(
         wait_phase(kubectl, name, "Ready", timeout=90)
     finally:
         delete_cluster(kubectl, name)
+
+
+def test_a_scale_down_below_the_replication_factor_is_refused_before_anything_rolls(
+    kubectl: Kubectl, operator: OperatorProcess
+) -> None:
+    """3 → 1 with default-replication = 2: Degraded naming both fields; the StatefulSet
+    keeps its three pods (Restate would start one node that leads no partition)."""
+    name = f"bi-replication-{secrets.token_hex(2)}"
+    manifest = cluster_manifest(
+        name, config="default-replication = 2\n", cluster={"autoProvision": False}
+    )
+    manifest["spec"]["compute"]["replicas"] = 3
+    kubectl.apply(manifest)
+    try:
+        wait_phase(kubectl, name, "Ready", timeout=90)
+        manifest["spec"]["compute"]["replicas"] = 1
+        kubectl.apply(manifest)
+        cluster = wait_phase(kubectl, name, "Degraded", timeout=60, reason="InvalidConfig")
+        message = condition(cluster, "Degraded")["message"]
+        assert "default-replication = 2 needs at least 2 Restate nodes" in message, message
+        assert "spec.compute.replicas is 1" in message, message
+        sts = kubectl.get("statefulset", "restate", name)
+        assert sts is not None and sts["spec"]["replicas"] == 3, "scaled down anyway"
+        manifest["spec"]["compute"]["replicas"] = 2
+        kubectl.apply(manifest)
+        wait_phase(kubectl, name, "Ready", timeout=90)
+        sts = kubectl.get("statefulset", "restate", name)
+        assert sts is not None and sts["spec"]["replicas"] == 2
+    finally:
+        delete_cluster(kubectl, name)

@@ -55,6 +55,10 @@ from restate_op.children.restate_schema import check_config, env_key, restate_ve
 #: Condition reason of every spec problem (upstream: ``InvalidRestateConfig``).
 INVALID_CONFIG: Final = "InvalidConfig"
 
+#: Restate's replication factor of new logs and partitions, in the file and as a variable.
+REPLICATION_KEY: Final = "default-replication"
+REPLICATION_ENV: Final = "RESTATE_DEFAULT_REPLICATION"
+
 _CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 _SECURITY_GROUP_RE = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
 _ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$")
@@ -125,7 +129,72 @@ def _check_config(cluster: RestateCluster) -> list[SpecProblem]:
                 'roles must be an array of strings, e.g. roles = ["worker", "admin"].',
             )
         )
-    return problems or _check_restate_rules(cluster, doc)
+    return problems or _check_restate_rules(cluster, doc) or _check_replication(cluster, doc)
+
+
+_REPLICATION_SCOPE_RE = re.compile(r"^\s*([a-z]+)\s*:\s*([0-9]+)\s*$")
+
+
+def replication_nodes(value: Any) -> int | None:
+    """How many nodes a replication property needs at least; None when it does not parse.
+
+    Restate takes ``2``, ``"2"`` or ``"{zone: 2, node: 3}"`` (a count per location scope): a
+    scope's count needs that many distinct domains, so at least that many nodes.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, dict):
+        counts = [v for v in value.values() if isinstance(v, int) and not isinstance(v, bool)]
+        return max(counts) if counts and len(counts) == len(value) else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    if not (text.startswith("{") and text.endswith("}")):
+        return None
+    counts = []
+    for part in text[1:-1].split(","):
+        match = _REPLICATION_SCOPE_RE.match(part)
+        if match is None:
+            return None
+        counts.append(int(match.group(2)))
+    return max(counts) if counts else None
+
+
+def _check_replication(cluster: RestateCluster, doc: dict[str, Any]) -> list[SpecProblem]:
+    """A replication factor above the node count: Restate starts, but no partition ever
+    gets a leader (1.7.12: one node with default-replication = 2 serves nothing), so the
+    spec is refused before anything rolls -- at creation and on a scale-down alike.
+
+    A cluster that joins another one through ``[metadata-client]`` has nodes elsewhere too:
+    its count is not checked.
+    """
+    if user_sets_metadata_client(cluster):
+        return []
+    replicas = cluster.spec.compute.desired_replicas
+    env = env_entries(cluster, REPLICATION_ENV)
+    if env:
+        raw: Any = env[-1].value
+        field = f"spec.compute.env[{REPLICATION_ENV}]"
+    elif REPLICATION_KEY in doc:
+        raw = doc[REPLICATION_KEY]
+        field = "spec.config"
+    else:
+        return []
+    needed = replication_nodes(raw)
+    if needed is None or replicas == 0 or needed <= replicas:
+        return []
+    return [
+        _problem(
+            field,
+            f"{REPLICATION_KEY} = {raw!r} needs at least {needed} Restate nodes, but "
+            f"spec.compute.replicas is {replicas}: no partition would get a leader. Set "
+            f"spec.compute.replicas to {needed} or more, or lower {REPLICATION_KEY}.",
+        )
+    ]
 
 
 def _check_restate_rules(cluster: RestateCluster, doc: dict[str, Any]) -> list[SpecProblem]:
