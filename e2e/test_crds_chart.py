@@ -54,6 +54,56 @@ def crds_release(helm: Helm, kubectl: Kubectl) -> Iterator[None]:
         kubectl.run("delete", "namespace", CRDS_NS, "--wait=false", check=False)
 
 
+#: What upstream's chart leaves on its CRDs after ``helm uninstall`` (resource-policy keep).
+UPSTREAM_OWNER = {
+    "meta.helm.sh/release-name": "restate-operator",
+    "meta.helm.sh/release-namespace": "restate-operator",
+}
+
+
+def test_crds_upstreams_release_left_are_refused_then_taken_over_keeping_resources(
+    helm: Helm, kubectl: Kubectl
+) -> None:
+    """docs/migrating.md step 3: the CRDs upstream's uninstalled release kept name that
+    release as their owner; helm refuses to adopt them without ``--take-ownership`` and,
+    with it, takes them over without touching a RestateCluster (same UID).
+
+    Runs first in this module: ``crds_release`` below then installs with the flag as usual.
+    """
+    helm.uninstall(CRDS_RELEASE, CRDS_NS, ignore_not_found=True)
+    for crd_file in sorted((REPO / "crd").glob("*.yaml")):
+        kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(crd_file))
+    for crd in CRDS:
+        kubectl.wait_established(crd)
+    name = "crds-takeover"
+    kubectl.apply(cluster_manifest(name))
+    uid = kubectl.json("get", "restatecluster", name)["metadata"]["uid"]
+    try:
+        for crd in CRDS:
+            kubectl.run(
+                "annotate", "crd", crd, "--overwrite",
+                *(f"{k}={v}" for k, v in UPSTREAM_OWNER.items()),
+            )  # fmt: skip
+            kubectl.run("label", "crd", crd, "--overwrite", "app.kubernetes.io/managed-by=Helm")
+        refused = helm.run(
+            "install", CRDS_RELEASE, str(CRDS_CHART), "-n", CRDS_NS, "--create-namespace",
+            check=False,
+        )  # fmt: skip
+        assert refused.returncode != 0, "helm adopted another release's CRDs silently"
+        assert "restate-operator" in refused.stderr and "ownership" in refused.stderr, (
+            refused.stderr
+        )
+        helm.install(CRDS_RELEASE, CRDS_CHART, CRDS_NS, None, "--take-ownership")
+        for crd in CRDS:
+            meta = kubectl.json("get", "crd", crd)["metadata"]
+            assert meta["annotations"]["meta.helm.sh/release-name"] == CRDS_RELEASE
+            assert meta["annotations"]["meta.helm.sh/release-namespace"] == CRDS_NS
+        assert kubectl.json("get", "restatecluster", name)["metadata"]["uid"] == uid
+    finally:
+        kubectl.run("delete", "restatecluster", name, "--wait=false", check=False)
+        helm.uninstall(CRDS_RELEASE, CRDS_NS, ignore_not_found=True)
+
+
 def test_the_crds_chart_alone_installs_every_crd_kept_and_established(
     crds_release: None, helm: Helm, kubectl: Kubectl
 ) -> None:
