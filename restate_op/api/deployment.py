@@ -105,8 +105,8 @@ class RegisterTarget(KubeModel):
     )
     cloud: str | None = Field(
         default=None,
-        description="A RestateCloudEnvironment by name (accepted; not yet supported by "
-        "restate-op).",
+        description="A RestateCloudEnvironment by name: its admin URL and bearer token; "
+        "versions register their tunnel URLs.",
     )
     service: ServiceReference | None = None
     url: str | None = Field(
@@ -141,7 +141,9 @@ class RestateOptions(KubeModel):
         default=None, description="Register with use_http_11 (HTTP/1.1 instead of HTTP/2)."
     )
     tunnel_mode: Literal["external", "in-process"] | None = Field(
-        default=None, description="Only with register.cloud (not yet supported by restate-op)."
+        default=None,
+        description="Only with register.cloud: external (the environment's tunnel client) "
+        "or in-process (RESTATE_INPROC_* injected into the pods).",
     )
     drain_delay_seconds: int | None = Field(
         default=None,
