@@ -5,9 +5,10 @@
   baseline example to Ready and grows its volume: the chart grants enough;
 - for every verb of every rule in :mod:`restate_op.rbac` (the RestateDeployment rules of
   ``restateDeployments.enabled`` included: the ablation operators run with
-  ``--restate-deployments true``), the operator run under a role without just that verb is
-  refused by the API server (a 403 naming verb and resource) and the behaviour needing it
-  fails: the chart grants nothing the operator does not use;
+  ``--restate-deployments true``) and of the Restate Cloud tunnel ``Role`` in the release
+  namespace, the operator run under a role without just that verb is refused by the API
+  server (a 403 naming verb and resource) and the behaviour needing it fails: the chart
+  grants nothing the operator does not use;
 - ``helm upgrade`` with a changed CRD schema changes the served schema;
 - ``helm uninstall`` leaves the CRD and the RestateClusters.
 
@@ -32,6 +33,7 @@ from typing import Any
 import pytest
 import yaml
 
+from e2e import rbac_cloud_scenarios as rce
 from e2e import rbac_deployment_scenarios as rsd
 from e2e.helm import Helm, kubeconfig_with_token, write_kubeconfig
 from e2e.knative_standin import playing
@@ -86,18 +88,10 @@ ALL_CLUSTER_RULES: list[Rule] = [
     rbac.WORKLOAD_IDENTITY_RULE,
     *rbac.DEPLOYMENT_RULES,
 ]
-#: The Role in the release namespace with restateDeployments.enabled: the Lease, and the
-#: RestateCloudEnvironment's token Secrets and tunnel Deployments.
-NAMESPACED_RULES: list[Rule] = [*rbac.LEASE_RULES, *rbac.CLOUD_TUNNEL_RULES]
-#: RestateCloudEnvironment verbs (its own controller, merged from the rce branch) that have
-#: no ablation case yet; their list/watch are proven at start-up. Listed, so that the check
-#: below fails once a case exists (remove the entry) or a new verb comes without one.
-RCE_CASES_PENDING: set[Triple] = {
-    ("restate.dev", "restatecloudenvironments", "get"),
-    ("restate.dev", "restatecloudenvironments", "patch"),
-    ("restate.dev", "restatecloudenvironments/status", "patch"),
-    ("restate.dev", "restatecloudenvironments/finalizers", "update"),
-}
+#: The second Role in the release namespace with restateDeployments.enabled (the chart's
+#: ``<name>-cloud-tunnels``): the RestateCloudEnvironments' token Secrets and tunnel
+#: Deployments. Its resources appear in no other rule, so a 403 on one names this Role.
+TUNNEL_RULES: list[Rule] = rbac.CLOUD_TUNNEL_RULES
 
 
 def lease(verb: str) -> Triple:
@@ -209,6 +203,7 @@ class Identity:
         self.name = name
         self.user = f"system:serviceaccount:{RELEASE_NS}:{name}"
         self.role_name = f"e2e-{name}"
+        self.tunnel_role_name = f"e2e-{name}-cloud-tunnels"
 
     def _subjects(self) -> list[dict[str, str]]:
         return [{"kind": "ServiceAccount", "name": self.name, "namespace": RELEASE_NS}]
@@ -232,10 +227,26 @@ class Identity:
             "rules": list(rules),
         }
 
-    def create(self, cluster_rules: Sequence[Rule], lease_rules: Sequence[Rule]) -> Identity:
+    def _tunnel_role(self, rules: Sequence[Rule]) -> dict[str, Any]:
+        return {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": self.tunnel_role_name, "namespace": RELEASE_NS},
+            "rules": list(rules),
+        }
+
+    def create(
+        self,
+        cluster_rules: Sequence[Rule],
+        lease_rules: Sequence[Rule],
+        tunnel_rules: Sequence[Rule] = TUNNEL_RULES,
+    ) -> Identity:
+        """Bound as the chart binds its ServiceAccount: a ClusterRole, and two Roles in the
+        release namespace (the Lease's, the Restate Cloud tunnels')."""
         rbac_v1 = "rbac.authorization.k8s.io/v1"
         ref = {"apiGroup": "rbac.authorization.k8s.io", "name": self.role_name}
         namespaced = {"name": self.role_name, "namespace": RELEASE_NS}
+        tunnel = {"name": self.tunnel_role_name, "namespace": RELEASE_NS}
         self._apply(
             {
                 "apiVersion": "v1",
@@ -258,11 +269,20 @@ class Identity:
                 "roleRef": {**ref, "kind": "Role"},
                 "subjects": self._subjects(),
             },
+            self._tunnel_role(tunnel_rules),
+            {
+                "apiVersion": rbac_v1,
+                "kind": "RoleBinding",
+                "metadata": tunnel,
+                "roleRef": {**ref, "name": self.tunnel_role_name, "kind": "Role"},
+                "subjects": self._subjects(),
+            },
         )
         return self
 
-    def set_cluster_rules(self, rules: Sequence[Rule]) -> None:
-        self._apply(self._cluster_role(rules))
+    def set_rules(self, cluster_rules: Sequence[Rule], tunnel_rules: Sequence[Rule]) -> None:
+        """The ClusterRole's and the tunnel Role's rules (the Lease's are never ablated)."""
+        self._apply(self._cluster_role(cluster_rules), self._tunnel_role(tunnel_rules))
 
     def can(self, triple: Triple) -> bool:
         """What the API server's authorizer says now (a SubjectAccessReview)."""
@@ -293,6 +313,8 @@ class Identity:
             f"serviceaccount/{self.name}",
             f"role/{self.role_name}",
             f"rolebinding/{self.role_name}",
+            f"role/{self.tunnel_role_name}",
+            f"rolebinding/{self.tunnel_role_name}",
             "--ignore-not-found",
             "--wait=false",
             check=False,
@@ -836,6 +858,19 @@ def _own(group: str, resource: str, new: Scenario, gone: Scenario | None) -> lis
 
 
 FORBIDDEN = rsd.ready_says_forbidden
+RCE_NEW = Scenario(
+    "a new RestateCloudEnvironment: its tunnel and status",
+    rce.create,
+    rce.secret_in(RELEASE_NS),
+    rce.cleanup_in(RELEASE_NS),
+)
+RCE_DELETED = Scenario(
+    "a RestateCloudEnvironment with upstream's finalizer deleted: the finalizer released",
+    rce.delete,
+    rce.finalized_and_ready(RELEASE_NS),
+    rce.cleanup_in(RELEASE_NS),
+)
+RCE_FORBIDDEN = rce.degraded_says_forbidden
 HPA = "horizontalpodautoscalers"
 
 #: One case per write verb (list/watch and the Lease are proven at start-up, below).
@@ -875,31 +910,58 @@ CASES: list[Case] = [
     Case("restate.dev", "restatedeployments", "patch", RSD_NEW, FORBIDDEN),
     Case("restate.dev", "restatedeployments/status", "patch", RSD_NEW, rsd.no_status),
     Case("restate.dev", "restatedeployments/finalizers", "update", RSD_NEW, FORBIDDEN),
+    Case("restate.dev", "restatecloudenvironments", "get", RCE_DELETED, rce.finalizer_kept),
+    Case("restate.dev", "restatecloudenvironments", "patch", RCE_DELETED, rce.finalizer_kept),
+    Case(
+        "restate.dev",
+        "restatecloudenvironments/status",
+        "patch",
+        RCE_NEW,
+        rce.no_status_in(RELEASE_NS),
+    ),
+    Case("restate.dev", "restatecloudenvironments/finalizers", "update", RCE_NEW, RCE_FORBIDDEN),
+    # rbac.CLOUD_TUNNEL_PERMISSIONS (the tunnel Role in the release namespace).
+    Case("apps", "deployments", "create", RCE_NEW, RCE_FORBIDDEN),
+    Case("apps", "deployments", "patch", RCE_NEW, RCE_FORBIDDEN),
 ]
 
+Drop = Callable[[Triple], bool]
+
+
+@dataclass(frozen=True)
+class StartupRun:
+    """What one start-up run takes away: from the ClusterRole and the tunnel Role (the
+    informers' list/watch, the tunnel Role's Secrets and Deployments included), and from the
+    Lease's Role."""
+
+    informers: Drop = lambda _t: False
+    lease: Drop = lambda _t: False
+
+
 #: Start-up runs, several verbs at a time: informers and the elector are independent, each
-#: request is made whatever else is refused. name -> (drop from cluster rules, from lease).
-STARTUP_RUNS: dict[str, tuple[Callable[[Triple], bool], Callable[[Triple], bool]]] = {
-    "no-list": (lambda t: t[2] == "list", lambda _t: False),
-    "no-watch": (lambda t: t[2] == "watch", lambda t: t[2] == "get"),
-    "no-lease-create": (lambda _t: False, lambda t: t[2] == "create"),
-    "no-lease-update": (lambda _t: False, lambda t: t[2] == "update"),
+#: request is made whatever else is refused.
+STARTUP_RUNS: dict[str, StartupRun] = {
+    "no-list": StartupRun(informers=lambda t: t[2] == "list"),
+    "no-watch": StartupRun(informers=lambda t: t[2] == "watch", lease=lambda t: t[2] == "get"),
+    "no-lease-create": StartupRun(lease=lambda t: t[2] == "create"),
+    "no-lease-update": StartupRun(lease=lambda t: t[2] == "update"),
 }
 
 
 def _startup_expected(name: str) -> set[Triple]:
-    drop_cluster, drop_lease = STARTUP_RUNS[name]
-    return {t for t in triples(ALL_CLUSTER_RULES) if drop_cluster(t)} | {
-        t for t in triples(rbac.LEASE_RULES) if drop_lease(t)
+    run = STARTUP_RUNS[name]
+    informed = triples(ALL_CLUSTER_RULES) | triples(TUNNEL_RULES)
+    return {t for t in informed if run.informers(t)} | {
+        t for t in triples(rbac.LEASE_RULES) if run.lease(t)
     }
 
 
 def test_every_verb_of_every_rule_has_a_case() -> None:
     """A rule added to restate_op.rbac without a case here fails (and a stale case too)."""
-    granted = triples(ALL_CLUSTER_RULES) | triples(rbac.LEASE_RULES)
+    granted = triples(ALL_CLUSTER_RULES) | triples(rbac.LEASE_RULES) | triples(TUNNEL_RULES)
     proven = {c.triple for c in CASES} | {t for run in STARTUP_RUNS for t in _startup_expected(run)}
     assert len({c.triple for c in CASES}) == len(CASES), "duplicate cases"
-    assert granted - proven == RCE_CASES_PENDING, "rules nobody proves are needed"
+    assert granted - proven == set(), "rules nobody proves are needed"
     assert proven - granted == set(), "cases for verbs the chart does not grant"
 
 
@@ -916,9 +978,11 @@ def test_informers_and_leader_election_need_every_read_and_lease_verb(
     """Four operators at once, each under a role missing some read or Lease verbs."""
     runs: dict[str, tuple[Identity, OperatorProcess]] = {}
     try:
-        for name, (drop_cluster, drop_lease) in STARTUP_RUNS.items():
+        for name, run in STARTUP_RUNS.items():
             identity = Identity(kubectl, f"rbac-{name}").create(
-                without(ALL_CLUSTER_RULES, drop_cluster), without(NAMESPACED_RULES, drop_lease)
+                without(ALL_CLUSTER_RULES, run.informers),
+                without(rbac.LEASE_RULES, run.lease),
+                without(TUNNEL_RULES, run.informers),
             )
             lease = f"e2e-{name}-{secrets.token_hex(3)}"  # new: its create is exercised
             runs[name] = (identity, _operator_under(identity, tmp_path, "--lease-name", lease))
@@ -951,9 +1015,16 @@ def test_informers_and_leader_election_need_every_read_and_lease_verb(
 #: The OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift, off by default
 #: in kube-apiserver), emulated by a ValidatingAdmissionPolicy for the ablation identity
 #: only: setting blockOwnerDeletion on an owner reference to a RestateCluster (or a
-#: RestateDeployment) needs `update` on restateclusters/finalizers (restatedeployments/...),
-#: asked of the real authorizer.
+#: RestateDeployment, or a RestateCloudEnvironment) needs `update` on
+#: restateclusters/finalizers (restatedeployments/..., restatecloudenvironments/...), asked of
+#: the real authorizer.
 OWNER_REFS_POLICY = "e2e-owner-references-permission-enforcement"
+#: The owner kinds whose children carry blockOwnerDeletion, and their plurals.
+OWNER_PLURALS = {
+    "RestateCluster": "restateclusters",
+    "RestateDeployment": "restatedeployments",
+    "RestateCloudEnvironment": "restatecloudenvironments",
+}
 
 
 def _owner_references_enforcement(user: str) -> list[dict[str, Any]]:
@@ -961,12 +1032,12 @@ def _owner_references_enforcement(user: str) -> list[dict[str, Any]]:
         "(has(object.metadata.ownerReferences) ? object.metadata.ownerReferences : [])"
         ".filter(r, has(r.blockOwnerDeletion) && r.blockOwnerDeletion"
         " && r.apiVersion.startsWith('restate.dev/')"
-        " && r.kind in ['RestateCluster', 'RestateDeployment']"
+        f" && r.kind in {list(OWNER_PLURALS)}"
         " && (oldObject == null || !has(oldObject.metadata.ownerReferences)"
         " || !oldObject.metadata.ownerReferences.exists(o, o.uid == r.uid"
         " && has(o.blockOwnerDeletion) && o.blockOwnerDeletion)))"
     )
-    plural = "(r.kind == 'RestateCluster' ? 'restateclusters' : 'restatedeployments')"
+    plural = f"{json.dumps(OWNER_PLURALS)}[r.kind]"
     allowed = (
         f"variables.blocking.all(r, authorizer.group('restate.dev').resource({plural})"
         ".subresource('finalizers').name(r.name)"
@@ -1027,7 +1098,10 @@ class Ablation:
     operator: OperatorProcess
 
     def _grant_all_but(self, drop: Triple | None, check: Triple) -> None:
-        self.identity.set_cluster_rules(without(ALL_CLUSTER_RULES, lambda t: t == drop))
+        self.identity.set_rules(
+            without(ALL_CLUSTER_RULES, lambda t: t == drop),
+            without(TUNNEL_RULES, lambda t: t == drop),
+        )
         # The authorizer, not the object, decides: wait until it answers as intended.
         granted = drop is None
         wait_for(
@@ -1063,7 +1137,7 @@ def ablation(
     kubectl: Kubectl,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Ablation]:
-    identity = Identity(kubectl, "rbac-ablation").create(ALL_CLUSTER_RULES, NAMESPACED_RULES)
+    identity = Identity(kubectl, "rbac-ablation").create(ALL_CLUSTER_RULES, rbac.LEASE_RULES)
     policy = _owner_references_enforcement(identity.user)
     kubectl.apply({"apiVersion": "v1", "kind": "List", "items": policy})
     workdir = tmp_path_factory.mktemp("ablation")

@@ -290,16 +290,18 @@ def build_status(
 
 def conclude(obs: CloudObservation, decision: Decision, outcome: Outcome, now: float) -> Conclusion:
     """The status written when it changed, one Event per transition. An effect the API
-    server refused for good (a foreign object of the tunnel's name) is Degraded with its
-    message; a temporary failure is retried with backoff."""
+    server refused (a foreign object of the tunnel's name, a 403) is Degraded with its
+    message; a temporary failure keeps the phase. Either way the error is returned: the
+    runtime logs it, counts it and retries as its class says (as for RestateClusters), so
+    a refusal fixed outside the RCE (an RBAC grant, the foreign object removed) heals
+    without an edit of the RCE."""
     assert isinstance(decision, CloudDecision)
     if obs.deleting:
         return Conclusion(error=decision.error or outcome.error)
     phase, reason, message = decision.phase, decision.reason, decision.message
     error = decision.error or outcome.error
-    retry = error
     if error is not None and not isinstance(error, TemporaryError):
-        phase, reason, message, retry = "Degraded", error.reason, error.message, None
+        phase, reason, message = "Degraded", error.reason, error.message
     status = build_status(obs, phase, reason, message, now).to_kube()
     effects: list[Effect] = []
     live = obs.raw.get("status")
@@ -317,4 +319,4 @@ def conclude(obs: CloudObservation, decision: Decision, outcome: Outcome, now: f
                 message,
             )
         )
-    return Conclusion(effects=tuple(effects), error=retry)
+    return Conclusion(effects=tuple(effects), error=error)

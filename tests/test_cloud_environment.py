@@ -332,11 +332,14 @@ def test_scaling_to_one_removes_the_budget() -> None:
     ]
 
 
-def test_a_foreign_object_of_the_tunnels_name_is_degraded_without_retry() -> None:
+def test_a_foreign_object_of_the_tunnels_name_is_degraded_and_reported() -> None:
+    """Returned, so the runtime logs it and retries with backoff: removing the foreign object
+    (or granting a refused verb) heals the RCE without an edit of it."""
     obs = observe(raw())
     decision = decide(obs, NOW)
-    result = conclude(obs, decision, Outcome(error=child_conflict("Deployment exists")), NOW)
-    assert result.error is None
+    conflict = child_conflict("Deployment exists")
+    result = conclude(obs, decision, Outcome(error=conflict), NOW)
+    assert result.error is conflict and conflict.retried
     [write] = [e for e in result.effects if isinstance(e, WriteStatus)]
     assert write.status["phase"] == "Degraded" and "exists" in write.status["message"]
 
