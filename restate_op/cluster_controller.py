@@ -17,7 +17,15 @@ from restate_op.api.models import RestateCluster
 from restate_op.children.constants import APP_NAME, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 from restate_op.coalesce import Held
 from restate_op.controller import Caches, Conclusion, Decision, RequiredApi, Watch
-from restate_op.decide import CONTROLLER, MACHINE, ClusterObservation, conclude, decide, forget
+from restate_op.decide import (
+    CONTROLLER,
+    MACHINE,
+    ClusterObservation,
+    conclude,
+    decide,
+    forget,
+    health_key,
+)
 from restate_op.decide import memory_key as _memory_key
 from restate_op.effects import Effect, Outcome
 from restate_op.executor import Memory
@@ -180,6 +188,7 @@ class RestateClusterController:
             pods=tuple(self.caches.list(resources.POD, key, POD_SELECTOR)),
             capabilities=self.capabilities(),
             held_since=held_since,
+            restate_health=self.memory.get(health_key(key)),
             foreign=tuple(
                 obj
                 for kind in UPSTREAM_LEFTOVER_KINDS

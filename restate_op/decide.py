@@ -24,12 +24,26 @@ from restate_op.api.models import RestateClusterStatus
 from restate_op.cluster_effects import PLANNERS
 from restate_op.coalesce import Held, hold_for
 from restate_op.controller import Conclusion, Decision, sooner
-from restate_op.effects import Effect, Emit, Forget, Outcome, Remember, WriteStatus
+from restate_op.effects import (
+    Effect,
+    Emit,
+    Forget,
+    Outcome,
+    ReadClusterHealth,
+    Remember,
+    WriteStatus,
+)
 from restate_op.machine import load_machine
+from restate_op.node_address import node_address
 from restate_op.observe import Observation, Unreadable
 from restate_op.outcomes import ReconcileError, internal_error
 from restate_op.plan import Plan, make_plan
-from restate_op.pod_health import recheck_after
+from restate_op.pod_health import recheck_after, running_pods
+from restate_op.restate_health import (
+    HEALTH_REFRESH_CHANGING,
+    HEALTH_REFRESH_READY,
+    health_status,
+)
 from restate_op.status import Figures, Verdict, build_status, status_changed
 from restate_op.unreadable import (
     INVALID_SPEC,
@@ -78,6 +92,11 @@ def memory_key(name: str) -> tuple[str, str]:
     return (CONTROLLER, name)
 
 
+def health_key(name: str) -> tuple[str, str]:
+    """Where the executor keeps the last read of this cluster's Restate health."""
+    return (f"{CONTROLLER}-health", name)
+
+
 def recorded_phase(obs: Observation) -> str:
     status = obs.recorded_status
     return status.phase if status is not None and status.phase else MACHINE.initial
@@ -107,6 +126,9 @@ def decide(obs: ClusterObservation, now: float) -> ClusterDecision:
             effects.extend(planned.effects)
             notes.extend(planned.notes)
             requeue = sooner(requeue, planned.requeue_after)
+        reads, again = health_reads(obs, phase, now)
+        effects.extend(reads)
+        requeue = sooner(requeue, again)
     except Exception as exc:
         log.exception("operator bug while deciding")
         error = internal_error(exc)
@@ -127,6 +149,38 @@ def decide(obs: ClusterObservation, now: float) -> ClusterDecision:
         plan=plan,
         notes=tuple(notes),
     )
+
+
+def health_reads(
+    obs: Observation, phase: str, now: float
+) -> tuple[tuple[Effect, ...], float | None]:
+    """Read Restate's health on a clock, in whatever state the cluster is, once pods run.
+
+    Not a state's effect: it follows time, not a transition. Every ``HEALTH_REFRESH_*``
+    seconds (sooner while the cluster changes); after a read the cluster is judged again at
+    once with the answer.
+    """
+    running = running_pods(obs.pods, obs.cluster.spec.compute.desired_replicas)
+    if not running:
+        return (), None
+    health = obs.restate_health
+    interval = HEALTH_REFRESH_READY if phase == "Ready" else HEALTH_REFRESH_CHANGING
+    age = now - health.read_at if health is not None else None
+    if age is not None and age < interval:
+        return (), interval - age
+    targets = tuple(
+        (
+            pod,
+            node_address(
+                obs.cluster.name,
+                obs.settings.cluster_dns,
+                pod=pod,
+                template=obs.settings.node_address_template,
+            ),
+        )
+        for pod in running
+    )
+    return (ReadClusterHealth(health_key(obs.cluster.name), targets),), 0.0
 
 
 def conclude(
@@ -193,7 +247,7 @@ def conclude(
 
 def forget(name: str) -> tuple[Effect, ...]:
     """A cluster that is gone (or going) leaves nothing held in memory."""
-    return (Forget(memory_key(name)),)
+    return (Forget(memory_key(name)), Forget(health_key(name)))
 
 
 def rfc3339(now: float) -> str:
@@ -255,4 +309,5 @@ def _figures(obs: Observation, plan: Plan | None, provisioned: bool | None) -> F
         requested_bytes=obs.cluster.spec.storage.storage_request_bytes,
         current_bytes=plan.volumes.current_bytes if plan.volumes else None,
         provisioned=provisioned,
+        restate=health_status(obs.restate_health, obs.cluster.spec.compute.desired_replicas),
     )

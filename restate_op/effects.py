@@ -183,6 +183,19 @@ class QueryRestate:
     unless_read_after: float | None = None
 
 
+@dataclass(frozen=True)
+class ReadClusterHealth:
+    """Ask the cluster's nodes how Restate itself sees the cluster.
+
+    ``targets``: (pod, node-port address) of every running pod. The executor keeps the
+    answer (``restate_op.restate_health.RestateHealth``) in memory under ``key``; the next
+    observation reads it from there, so judging it stays pure.
+    """
+
+    key: tuple[str, str]
+    targets: tuple[tuple[str, str], ...]
+
+
 Effect = (
     Apply
     | Delete
@@ -197,6 +210,7 @@ Effect = (
     | RegisterDeployment
     | DeregisterDeployment
     | QueryRestate
+    | ReadClusterHealth
 )
 
 

@@ -37,6 +37,7 @@ from restate_op.effects import (
     Provision,
     ProvisionResult,
     QueryRestate,
+    ReadClusterHealth,
     RegisterDeployment,
     Remember,
     RemoveFinalizer,
@@ -56,10 +57,13 @@ from restate_op.outcomes import (
     internal_error,
 )
 from restate_op.provisioning import provision_cluster
+from restate_op.restate_health import RestateHealth
+from restate_op.restate_health_reader import read_health
 
 log = logging.getLogger(__name__)
 
 Provisioner = Callable[[str], Awaitable[ProvisionResult]]
+HealthReader = Callable[[Mapping[str, str], float, RestateHealth | None], Awaitable[RestateHealth]]
 
 
 class Memory:
@@ -133,8 +137,10 @@ class Executor:
         provision: Provisioner = provision_cluster,
         admin: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
+        read_health: HealthReader = read_health,
     ) -> None:
         self.client = client
+        self._read_health = read_health
         self.recorder = recorder
         self.memory = memory
         self._provision = provision
@@ -257,6 +263,16 @@ class Executor:
                 await self._query_restate(effect)
             case RemoveFinalizer():
                 await self._remove_finalizer(effect)
+            case ReadClusterHealth():
+                known = self.memory.get(effect.key)
+                health = await self._read_health(
+                    dict(effect.targets),
+                    self._clock(),
+                    known if isinstance(known, RestateHealth) else None,
+                )
+                if health.error is not None:
+                    log.info("Restate's health unread (%s): %s", effect.key[1], health.error)
+                self.memory.put(effect.key, health)
 
     async def _query_restate(self, effect: QueryRestate) -> None:
         """Read Restate's view into memory, one read at a time per Restate; a read that

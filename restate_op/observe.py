@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from restate_op.api.models import RestateCluster, RestateClusterStatus
+from restate_op.restate_health import RestateHealth
 from restate_op.settings import Capabilities, OperatorSettings
 
 ChildKey = tuple[str, str]  # (kind, name) inside the cluster's namespace
@@ -49,6 +50,8 @@ class Observation:
     #: Objects in the namespace with the cluster's name label but not the operator's: what
     #: the upstream Rust operator left (or a user's); plan.py prunes only upstream's own.
     foreign: tuple[Mapping[str, Any], ...] = ()
+    #: Restate's own account of the cluster, as last read (memory; None: not read yet).
+    restate_health: RestateHealth | None = None
 
     @property
     def recorded_status(self) -> RestateClusterStatus | None:

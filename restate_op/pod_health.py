@@ -151,3 +151,14 @@ def pod_running(pods: Iterable[Mapping[str, Any]], name: str) -> bool:
         and (p.get("status") or {}).get("phase") == "Running"
         for p in pods
     )
+
+
+def pod_names(replicas: int) -> tuple[str, ...]:
+    """The pods a StatefulSet of ``replicas`` runs, by ordinal."""
+    return tuple(f"restate-{i}" for i in range(replicas))
+
+
+def running_pods(pods: Iterable[Mapping[str, Any]], replicas: int) -> tuple[str, ...]:
+    """The wanted pods (ordinal below ``replicas``) in phase Running, by ordinal."""
+    wanted = pod_names(replicas)
+    return tuple(name for name in wanted if pod_running(pods, name))

@@ -75,10 +75,13 @@ async def read_health(
             if c is not None and health.ident is not None and health.ident.node_id is not None
         ]
         if not joined:
-            errors = "; ".join(f"{p.pod}: {p.error}" for p in pods if p.error) or (
-                "no pod has joined a Restate cluster yet"
-            )
-            return RestateHealth(now, pods=pods, error=errors)
+            failed = [p for p in pods if p.error]
+            if failed:
+                more = f" (and {len(failed) - 1} more pod(s))" if len(failed) > 1 else ""
+                why = f"{failed[0].pod}: {failed[0].error}{more}"
+            else:
+                why = "no pod has joined a Restate cluster yet"
+            return RestateHealth(now, pods=pods, error=why)
         last_error = ""
         for channel in joined:
             try:

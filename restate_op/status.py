@@ -11,7 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from restate_op.api.lifecycle import Phase
-from restate_op.api.models import Condition, RestateClusterStatus, StorageStatus
+from restate_op.api.models import (
+    Condition,
+    RestateClusterStatus,
+    RestateHealthStatus,
+    StorageStatus,
+)
 from restate_op.machine import Machine
 from restate_op.quantity import format_bytes
 
@@ -36,6 +41,7 @@ class Figures:
     requested_bytes: int
     current_bytes: int | None
     provisioned: bool | None
+    restate: RestateHealthStatus | None = None
 
 
 def now_rfc3339() -> str:
@@ -110,6 +116,7 @@ def build_status(
             capacity=format_bytes(current) if current is not None else None,
         ),
         provisioned=figures.provisioned,
+        restate=figures.restate,
         message=verdict.message,
     )
 

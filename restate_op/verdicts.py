@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from restate_op.api.lifecycle import Phase, Reason
 from restate_op.observe import Observation
 from restate_op.plan import Plan
-from restate_op.pod_health import pod_problems
+from restate_op.pod_health import pod_names, pod_problems
+from restate_op.restate_health import problems as restate_problems
 from restate_op.status import Verdict
 
 RuleFn = Callable[[Observation, Plan, float], Verdict | None]
@@ -170,6 +171,33 @@ def provisioning(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     return Verdict("Provisioning", Reason.PROVISIONING_CLUSTER, "Provisioning the Restate cluster")
 
 
+def restate_health(obs: Observation, plan: Plan, now: float) -> Verdict | None:
+    """Ready only when Restate agrees: every pod a joined node, none dead, every partition
+    led. A read that failed (no node answered at all) judges nothing: the probes stand.
+
+    A cluster that was serving this generation turns Degraded, naming the pod; one that is
+    still rolling out or starting waits for Restate (which is also how a roll waits for
+    Restate-level health between pods, not only readiness).
+    """
+    health = obs.restate_health
+    replicas = obs.cluster.spec.compute.desired_replicas
+    if health is None or not health.ok or replicas == 0:
+        return None
+    found = restate_problems(health, pod_names(replicas))
+    if not found:
+        return None
+    said = "; ".join(found)
+    cluster = obs.cluster
+    was_serving = obs.phase in ("Ready", "Degraded")
+    unchanged = (
+        cluster.status is not None
+        and cluster.status.observed_generation == cluster.metadata.generation
+    )
+    if was_serving and unchanged:
+        return Verdict("Degraded", Reason.RESTATE_UNHEALTHY, f"Restate reports: {said}")
+    return Verdict("Provisioning", Reason.WAITING_FOR_RESTATE, f"Waiting for Restate: {said}")
+
+
 def ready(obs: Observation, plan: Plan, now: float) -> Verdict:
     replicas = plan.rollout.desired if plan.rollout else obs.cluster.spec.compute.desired_replicas
     if replicas == 0:
@@ -223,6 +251,11 @@ RULES: tuple[Rule, ...] = (
         rollout,
     ),
     Rule("provisioning", (("Provisioning", Reason.PROVISIONING_CLUSTER),), provisioning),
+    Rule(
+        "restate_health",
+        (("Degraded", Reason.RESTATE_UNHEALTHY), ("Provisioning", Reason.WAITING_FOR_RESTATE)),
+        restate_health,
+    ),
     Rule("ready", (("Ready", Reason.READY), ("Ready", Reason.HIBERNATED)), ready),
 )
 

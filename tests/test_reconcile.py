@@ -36,6 +36,7 @@ from restate_op.kube.errors import KubeError
 from restate_op.observe import Observation, Unreadable
 from restate_op.outcomes import child_conflict
 from restate_op.plan import make_plan
+from restate_op.restate_health import RestateHealth
 from restate_op.settings import Capabilities, OperatorSettings
 from tests.test_verdicts import UID, _grown, cluster, converged, observe, pvc
 
@@ -228,7 +229,8 @@ def test_multi_node_cluster_provisions_through_the_first_pod_once_it_runs() -> N
 
 def test_waiting_for_the_first_pod_is_said_in_the_status() -> None:
     obs = no_coalescing(converged(cluster("Provisioning", replicas=3)))
-    obs = replace(obs, pods=running("restate-1"))
+    # Restate's health was just read (it is read on its own clock, see test_cluster_health).
+    obs = replace(obs, pods=running("restate-1"), restate_health=RestateHealth(NOW, error="x"))
     decision, conclusion = run(obs)
     assert not any(isinstance(e, Provision) for e in decision.effects)
     [write] = writes(conclusion)

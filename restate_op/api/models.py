@@ -227,6 +227,38 @@ class StorageStatus(KubeModel):
     capacity: str | None = Field(default=None, description="currentBytes, human-readable.")
 
 
+class RestateHealthStatus(KubeModel):
+    """Restate's own account of the cluster, as the operator last read it from the nodes."""
+
+    members: list[str] | None = Field(
+        default=None, description="Pods whose node is a metadata-server member."
+    )
+    nodes_alive: int | None = Field(
+        default=None,
+        description="Nodes the cluster controller sees alive.",
+        json_schema_extra={"format": "int32"},
+    )
+    partitions: int | None = Field(
+        default=None,
+        description="Partitions the cluster was provisioned with.",
+        json_schema_extra={"format": "int32"},
+    )
+    partitions_led: int | None = Field(
+        default=None,
+        description="Partitions an alive node leads.",
+        json_schema_extra={"format": "int32"},
+    )
+    replication: str | None = Field(
+        default=None, description="The partition replication the cluster runs with."
+    )
+    problems: list[str] | None = Field(
+        default=None, description="What keeps the cluster from being healthy, by pod."
+    )
+    error: str | None = Field(
+        default=None, description="Why the nodes could not be asked (nothing is judged then)."
+    )
+
+
 class RestateClusterStatus(KubeModel):
     phase: Phase | None = None
     observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
@@ -244,6 +276,7 @@ class RestateClusterStatus(KubeModel):
     replica_summary: str | None = Field(default=None, description="ready/desired, for kubectl get.")
     storage: StorageStatus | None = None
     provisioned: bool | None = None
+    restate: RestateHealthStatus | None = None
     message: str | None = None
 
 

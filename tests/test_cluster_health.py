@@ -1,0 +1,145 @@
+"""Restate's own health in a RestateCluster's reconcile: when it is read, how it judges the
+phase, what ``status.restate`` says. Pure: observations built here, no cluster."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any
+
+from restate_op.decide import conclude, decide, health_key
+from restate_op.effects import Outcome, ReadClusterHealth, WriteStatus
+from restate_op.observe import Observation
+from restate_op.restate_health import (
+    HEALTH_REFRESH_CHANGING,
+    HEALTH_REFRESH_READY,
+    ClusterConfiguration,
+    NodeIdent,
+    NodeState,
+    PodHealth,
+    RestateHealth,
+)
+from restate_op.settings import OperatorSettings
+from tests.test_verdicts import cluster, converged, observe
+
+NOW = 1_800_000_000.0
+PODS = ("restate-0", "restate-1", "restate-2")
+
+
+def _running(*names: str) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        {"metadata": {"name": n, "namespace": "rc"}, "status": {"phase": "Running"}} for n in names
+    )
+
+
+def _ready_cluster(health: RestateHealth | None, phase: str = "Ready") -> Observation:
+    obs = converged(cluster(phase, replicas=3, provisioned=True))
+    return replace(
+        obs,
+        pods=_running(*PODS),
+        restate_health=health,
+        settings=OperatorSettings(status_coalesce_seconds=0),
+    )
+
+
+def _healthy(read_at: float = NOW, dead: int | None = None) -> RestateHealth:
+    pods = tuple(PodHealth(p, NodeIdent(i + 1, 1, "Alive", "Member")) for i, p in enumerate(PODS))
+    nodes = tuple(
+        NodeState(i + 1, alive=i + 1 != dead, generation=1, leads=(i,) if i + 1 != dead else ())
+        for i in range(3)
+    )
+    return RestateHealth(read_at, pods, nodes, ClusterConfiguration(3, "{node: 2}"))
+
+
+def test_running_pods_are_asked_at_once_when_nothing_was_read() -> None:
+    decision = decide(_ready_cluster(None), NOW)
+    [read] = [e for e in decision.effects if isinstance(e, ReadClusterHealth)]
+    assert read.key == health_key("rc")
+    assert [pod for pod, _ in read.targets] == list(PODS)
+    assert read.targets[1][1] == "restate-1.restate-cluster.rc.svc.cluster.local:5122"
+    assert decision.requeue_after == 0.0
+
+
+def test_a_ready_cluster_is_read_again_only_after_the_interval() -> None:
+    recent = decide(_ready_cluster(_healthy(read_at=NOW - 10)), NOW)
+    assert recent.phase == "Ready"
+    assert not any(isinstance(e, ReadClusterHealth) for e in recent.effects)
+    assert recent.requeue_after == HEALTH_REFRESH_READY - 10
+    due = decide(_ready_cluster(_healthy(read_at=NOW - HEALTH_REFRESH_READY)), NOW)
+    assert any(isinstance(e, ReadClusterHealth) for e in due.effects)
+
+
+def test_a_changing_cluster_is_read_more_often() -> None:
+    obs = _ready_cluster(_healthy(read_at=NOW - HEALTH_REFRESH_CHANGING, dead=3))
+    decision = decide(obs, NOW)
+    assert decision.phase == "Degraded"
+    assert any(isinstance(e, ReadClusterHealth) for e in decision.effects)
+
+
+def test_no_pod_running_means_nobody_to_ask() -> None:
+    obs = replace(_ready_cluster(None), pods=())
+    assert not any(isinstance(e, ReadClusterHealth) for e in decide(obs, NOW).effects)
+
+
+def test_healthy_by_restate_is_ready_with_the_restate_section() -> None:
+    obs = _ready_cluster(_healthy())
+    decision = decide(obs, NOW)
+    assert decision.phase == "Ready"
+    conclusion = conclude(obs, decision, Outcome(), NOW)
+    [write] = [e for e in conclusion.effects if isinstance(e, WriteStatus)]
+    assert write.status["restate"] == {
+        "members": list(PODS),
+        "nodesAlive": 3,
+        "partitions": 3,
+        "partitionsLed": 3,
+        "replication": "{node: 2}",
+    }
+
+
+def test_a_dead_node_of_a_serving_cluster_is_degraded_with_its_pod() -> None:
+    obs = _ready_cluster(_healthy(dead=3))
+    decision = decide(obs, NOW)
+    assert (decision.phase, decision.reason) == ("Degraded", "RestateUnhealthy")
+    assert "node N3 (restate-2) is dead" in decision.message
+    assert "1/3 partitions have no leader (2)" in decision.message
+    conclusion = conclude(obs, decision, Outcome(), NOW)
+    [write] = [e for e in conclusion.effects if isinstance(e, WriteStatus)]
+    assert write.status["restate"]["partitionsLed"] == 2
+    assert write.status["conditions"][0]["type"] in ("Ready", "Progressing", "Degraded")
+
+
+def test_a_cluster_still_starting_waits_for_restate_instead() -> None:
+    health = _healthy()
+    pods = (*health.pods[:2], PodHealth("restate-2", NodeIdent(None, None, "StartingUp", "")))
+    obs = _ready_cluster(replace(health, pods=pods), phase="Provisioning")
+    decision = decide(obs, NOW)
+    assert (decision.phase, decision.reason) == ("Provisioning", "WaitingForRestate")
+    assert "pod restate-2 runs but has not joined" in decision.message
+
+
+def test_an_unreadable_restate_judges_nothing_but_is_reported() -> None:
+    obs = _ready_cluster(RestateHealth(NOW, error="UNAVAILABLE: connection refused"))
+    decision = decide(obs, NOW)
+    assert decision.phase == "Ready"
+    conclusion = conclude(obs, decision, Outcome(), NOW)
+    [write] = [e for e in conclusion.effects if isinstance(e, WriteStatus)]
+    assert write.status["restate"] == {"error": "UNAVAILABLE: connection refused"}
+
+
+def test_an_unchanged_read_writes_nothing() -> None:
+    obs = _ready_cluster(_healthy())
+    decision = decide(obs, NOW)
+    [write] = [
+        e for e in conclude(obs, decision, Outcome(), NOW).effects if isinstance(e, WriteStatus)
+    ]
+    raw = copy.deepcopy(dict(obs.raw))
+    raw["status"] = dict(write.status)
+    again = replace(
+        observe(raw, dict(obs.children), obs.namespace, obs.pvcs),
+        pods=obs.pods,
+        settings=obs.settings,
+        restate_health=_healthy(read_at=NOW + 1),
+    )
+    later = decide(again, NOW + 1)
+    conclusion = conclude(again, later, Outcome(), NOW + 1)
+    assert not [e for e in conclusion.effects if isinstance(e, WriteStatus)]
