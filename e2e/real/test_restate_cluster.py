@@ -141,12 +141,39 @@ def wait_members(real_env: RealEnv, ns: str, count: int, timeout: float = 120) -
     return result
 
 
+def wait_restate_status(
+    real_env: RealEnv, name: str, pods: int, timeout: float = 60
+) -> dict[str, Any]:
+    """Wait until status.restate (the operator's read of Restate's own view) says every one
+    of ``pods`` is an alive metadata member and every partition is led, with no problem."""
+    expected = [f"restate-{i}" for i in range(pods)]
+
+    def healthy() -> dict[str, Any] | None:
+        restate: dict[str, Any] = _status(real_env, name).get("restate") or {}
+        return (
+            restate
+            if restate.get("members") == expected
+            and restate.get("nodesAlive") == pods
+            and restate.get("partitions")
+            and restate.get("partitionsLed") == restate.get("partitions")
+            and not restate.get("problems")
+            and not restate.get("error")
+            else None
+        )
+
+    result: dict[str, Any] = wait_for(healthy, timeout, 1.0, f"status.restate: {pods} healthy")
+    return result
+
+
 def test_three_replicas_provision_through_cluster_dns(real_env: RealEnv, trio: str) -> None:
-    """The operator pod provisioned the cluster through cluster DNS; restatectl lists three."""
+    """The operator pod provisioned the cluster through cluster DNS; restatectl lists three,
+    and so does the status the operator reads from Restate itself."""
     status = _status(real_env, trio)
     assert status.get("provisioned") is True, status
     members = wait_members(real_env, trio, 3)
     assert members == ["N1", "N2", "N3"], real_env.restatectl_status(trio)
+    restate = wait_restate_status(real_env, trio, 3)
+    note(f"3 replicas: status.restate {restate}", 0.0)
     for pod in real_env.pods(trio):
         _, ready = pod_times(pod)
         note(f"3 replicas: {pod['metadata']['name']} created -> Ready", ready)
@@ -159,6 +186,15 @@ def test_deleted_pod_rejoins_under_its_node_name(real_env: RealEnv, trio: str) -
     t0 = time.monotonic()
     real_env.kubectl.run("delete", "pod", "-n", trio, "restate-2", "--wait=false")
 
+    def reported() -> list[str] | None:
+        problems: list[str] = (_status(real_env, trio).get("restate") or {}).get("problems") or []
+        return problems if any("restate-2" in p for p in problems) else None
+
+    # The operator reads Restate's view every 30 s while Ready, every 5 s once the pods'
+    # state moves it off Ready: the lost node is in status.restate well within that.
+    problems = wait_for(reported, 40, 0.5, "restate-2 in status.restate.problems")
+    note(f"restate-2 deleted -> in status.restate ({problems})", time.monotonic() - t0)
+
     def back() -> bool:
         pods = {p["metadata"]["name"]: p for p in real_env.pods(trio)}
         pod = pods.get("restate-2")
@@ -168,6 +204,7 @@ def test_deleted_pod_rejoins_under_its_node_name(real_env: RealEnv, trio: str) -
     note("restate-2 deleted -> new pod Ready", time.monotonic() - t0)
     assert wait_members(real_env, trio, 3) == ["N1", "N2", "N3"]
     real_env.wait_cluster_ready(trio, timeout=120)
+    wait_restate_status(real_env, trio, 3)
 
 
 def test_all_pods_deleted_cluster_comes_back_with_its_data(
@@ -273,6 +310,7 @@ def test_scale_three_to_five_joins_two_members(real_env: RealEnv, trio: str) -> 
     members = wait_members(real_env, trio, 5)
     note("scale 3 -> 5: Ready with 5 members", time.monotonic() - t0)
     assert members == ["N1", "N2", "N3", "N4", "N5"]
+    wait_restate_status(real_env, trio, 5)
 
 
 def test_volume_growth_on_real_claims(real_env: RealEnv, trio: str) -> None:
