@@ -39,6 +39,7 @@ from restate_op.observe import Observation, Unreadable
 from restate_op.outcomes import ReconcileError, internal_error
 from restate_op.plan import Plan, make_plan
 from restate_op.pod_health import recheck_after, running_pods
+from restate_op.restate_drift import config_drift
 from restate_op.restate_health import (
     HEALTH_REFRESH_CHANGING,
     HEALTH_REFRESH_READY,
@@ -196,6 +197,9 @@ def conclude(
     requeue = sooner(decision.requeue_after, outcome.requeue_after)
     before: list[Effect] = []
     notes = list(decision.notes)
+    drift = config_drift(obs.cluster, obs.restate_health)
+    notes.extend(f"drift: {d}" for d in drift)
+    before.extend(_drift_events(obs, drift))
     provisioned = obs.recorded_status.provisioned if obs.recorded_status else None
     if outcome.provision is not None:
         result = outcome.provision
@@ -243,6 +247,16 @@ def conclude(
         requeue_after=sooner(requeue, held),
         error=error,
     )
+
+
+def _drift_events(obs: Observation, drift: tuple[str, ...]) -> tuple[Effect, ...]:
+    """A Warning when a difference first shows (the live status does not list it yet)."""
+    live = obs.live_status or {}
+    known = (live.get("restate") or {}).get("drift") or []
+    new = [d for d in drift if d not in known]
+    if not new:
+        return ()
+    return (Emit(obs.raw, "Warning", "ConfigurationDrift", "CompareConfiguration", "; ".join(new)),)
 
 
 def forget(name: str) -> tuple[Effect, ...]:
@@ -309,5 +323,9 @@ def _figures(obs: Observation, plan: Plan | None, provisioned: bool | None) -> F
         requested_bytes=obs.cluster.spec.storage.storage_request_bytes,
         current_bytes=plan.volumes.current_bytes if plan.volumes else None,
         provisioned=provisioned,
-        restate=health_status(obs.restate_health, obs.cluster.spec.compute.desired_replicas),
+        restate=health_status(
+            obs.restate_health,
+            obs.cluster.spec.compute.desired_replicas,
+            config_drift(obs.cluster, obs.restate_health),
+        ),
     )

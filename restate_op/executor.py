@@ -48,6 +48,7 @@ from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
 from restate_op.kube.errors import Conflict, KubeError, is_transient, with_retries
 from restate_op.kube.events import EventRecorder
+from restate_op.metrics import METRICS
 from restate_op.outcomes import (
     InvalidInput,
     PermanentError,
@@ -57,7 +58,7 @@ from restate_op.outcomes import (
     internal_error,
 )
 from restate_op.provisioning import provision_cluster
-from restate_op.restate_health import RestateHealth
+from restate_op.restate_health import RestateHealth, health_figures
 from restate_op.restate_health_reader import read_health
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,9 @@ class Executor:
             case Remember():
                 self.memory.put(effect.key, effect.value)
             case Forget():
+                if isinstance(self.memory.get(effect.key), RestateHealth):
+                    # A cluster gone: its gauges go with it (bounded by the live clusters).
+                    METRICS.forget_cluster(effect.key[1])
                 self.memory.drop(effect.key)
             case RegisterDeployment():
                 fault_point(f"before-register-{effect.version}")
@@ -273,6 +277,7 @@ class Executor:
                 if health.error is not None:
                     log.info("Restate's health unread (%s): %s", effect.key[1], health.error)
                 self.memory.put(effect.key, health)
+                METRICS.record_restate(effect.key[1], health_figures(health))
 
     async def _query_restate(self, effect: QueryRestate) -> None:
         """Read Restate's view into memory, one read at a time per Restate; a read that

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -56,8 +58,37 @@ class OperatorMetrics:
         )
     )
 
+    restate_cluster: Gauge = field(
+        default_factory=lambda: Gauge(
+            "restate_operator_restate_cluster",
+            "A RestateCluster as Restate itself reports it at the last read: partitions, "
+            "partitions_led, replication (nodes per partition), nodes_alive, metadata_members",
+            ["cluster", "figure"],
+        )
+    )
+
     def __post_init__(self) -> None:
         self.build_info.labels(version=__version__).set(1)
+
+    def record_restate(self, cluster: str, figures: Mapping[str, int | None]) -> None:
+        """One series per cluster and figure (a fixed set): bounded by the clusters."""
+        for figure, value in figures.items():
+            if value is None:
+                self._drop(cluster, figure)
+            else:
+                self.restate_cluster.labels(cluster=cluster, figure=figure).set(value)
+
+    def forget_cluster(self, cluster: str) -> None:
+        for figure in RESTATE_FIGURES:
+            self._drop(cluster, figure)
+
+    def _drop(self, cluster: str, figure: str) -> None:
+        with contextlib.suppress(KeyError):
+            self.restate_cluster.remove(cluster, figure)
+
+
+#: The figures of ``restate_operator_restate_cluster``.
+RESTATE_FIGURES = ("partitions", "partitions_led", "replication", "nodes_alive", "metadata_members")
 
 
 METRICS = OperatorMetrics()

@@ -200,7 +200,9 @@ def problems(health: RestateHealth, pods: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def health_status(health: RestateHealth | None, replicas: int) -> RestateHealthStatus | None:
+def health_status(
+    health: RestateHealth | None, replicas: int, drift: tuple[str, ...] = ()
+) -> RestateHealthStatus | None:
     """The compact ``status.restate`` of a read (None before the first, and at 0 replicas).
 
     Only what changes with the cluster, never the time of the read: a reconcile that finds
@@ -219,4 +221,31 @@ def health_status(health: RestateHealth | None, replicas: int) -> RestateHealthS
         partitions_led=len(health.led),
         replication=config.replication if config is not None else None,
         problems=list(found) or None,
+        drift=list(drift) or None,
     )
+
+
+def health_figures(health: RestateHealth) -> dict[str, int | None]:
+    """The gauges of one read (``restate_op.metrics.RESTATE_FIGURES``); None: unknown."""
+    if not health.ok:
+        return dict.fromkeys(
+            ("partitions", "partitions_led", "replication", "nodes_alive", "metadata_members")
+        )
+    config = health.configuration
+    return {
+        "partitions": config.partitions if config is not None else None,
+        "partitions_led": len(health.led),
+        "replication": replication_count(config.replication) if config is not None else None,
+        "nodes_alive": sum(1 for n in health.nodes if n.alive),
+        "metadata_members": len(health.members),
+    }
+
+
+def replication_count(prop: str | None) -> int | None:
+    """Nodes per partition of a replication property as Restate prints it (``{node: 2}``,
+    ``{zone: 2, node: 3}``: the largest count); None when absent or unreadable."""
+    if not prop:
+        return None
+    counts = [part.split(":")[-1].strip() for part in prop.strip().strip("{}").split(",")]
+    numbers = [int(c) for c in counts if c.isdigit()]
+    return max(numbers) if numbers and len(numbers) == len(counts) else None

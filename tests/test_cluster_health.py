@@ -7,9 +7,13 @@ import copy
 from dataclasses import replace
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from restate_op.decide import conclude, decide, health_key
-from restate_op.effects import Outcome, ReadClusterHealth, WriteStatus
+from restate_op.effects import Emit, Outcome, ReadClusterHealth, WriteStatus
+from restate_op.metrics import METRICS
 from restate_op.observe import Observation
+from restate_op.restate_drift import config_drift
 from restate_op.restate_health import (
     HEALTH_REFRESH_CHANGING,
     HEALTH_REFRESH_READY,
@@ -18,6 +22,8 @@ from restate_op.restate_health import (
     NodeState,
     PodHealth,
     RestateHealth,
+    health_figures,
+    replication_count,
 )
 from restate_op.settings import OperatorSettings
 from tests.test_verdicts import cluster, converged, observe
@@ -143,3 +149,81 @@ def test_an_unchanged_read_writes_nothing() -> None:
     later = decide(again, NOW + 1)
     conclusion = conclude(again, later, Outcome(), NOW + 1)
     assert not [e for e in conclusion.effects if isinstance(e, WriteStatus)]
+
+
+# -- drift and gauges -------------------------------------------------------------------------
+
+
+def _with_config(config: str, health: RestateHealth) -> Observation:
+    raw = cluster("Ready", replicas=3, provisioned=True, config=config)
+    obs = converged(raw)
+    return replace(
+        obs,
+        pods=_running(*PODS),
+        restate_health=health,
+        settings=OperatorSettings(status_coalesce_seconds=0),
+    )
+
+
+def test_replication_and_partitions_that_differ_from_the_spec_are_drift() -> None:
+    obs = _with_config("default-replication = 3\ndefault-num-partitions = 8\n", _healthy())
+    drift = config_drift(obs.cluster, obs.restate_health)
+    assert len(drift) == 2
+    assert drift[0].startswith("spec.config default-replication asks for replication 3")
+    assert "{node: 2}" in drift[0] and "restatectl config set" in drift[0]
+    assert "asks for 8 partitions but the cluster was provisioned with 3" in drift[1]
+    decision = decide(obs, NOW)
+    assert decision.phase == "Ready"
+    conclusion = conclude(obs, decision, Outcome(), NOW)
+    [write] = [e for e in conclusion.effects if isinstance(e, WriteStatus)]
+    assert write.status["restate"]["drift"] == list(drift)
+    assert "drift: spec.config default-replication" in write.status["message"]
+    warnings = [e for e in conclusion.effects if isinstance(e, Emit) and e.type == "Warning"]
+    assert [e.reason for e in warnings] == ["ConfigurationDrift"]
+
+
+def test_drift_already_in_the_status_is_not_warned_again() -> None:
+    obs = _with_config("default-replication = 3\n", _healthy())
+    decision = decide(obs, NOW)
+    [write] = [
+        e for e in conclude(obs, decision, Outcome(), NOW).effects if isinstance(e, WriteStatus)
+    ]
+    raw = copy.deepcopy(dict(obs.raw))
+    raw["status"] = dict(write.status)
+    again = replace(obs, raw=raw)
+    effects = conclude(again, decide(again, NOW), Outcome(), NOW).effects
+    assert not [e for e in effects if isinstance(e, Emit) and e.reason == "ConfigurationDrift"]
+
+
+def test_a_spec_that_matches_or_says_nothing_has_no_drift() -> None:
+    assert (
+        config_drift(_with_config("default-replication = 2\n", _healthy()).cluster, _healthy())
+        == ()
+    )
+    assert config_drift(_ready_cluster(None).cluster, _healthy()) == ()
+    assert config_drift(_with_config("default-replication = 3\n", _healthy()).cluster, None) == ()
+
+
+def test_gauges_follow_each_read_and_go_with_the_cluster() -> None:
+    assert replication_count("{zone: 2, node: 3}") == 3
+    assert replication_count("{node: x}") is None
+    figures = health_figures(_healthy(dead=3))
+    assert figures == {
+        "partitions": 3,
+        "partitions_led": 2,
+        "replication": 2,
+        "nodes_alive": 2,
+        "metadata_members": 3,
+    }
+    METRICS.record_restate("gauge-test", figures)
+    sample = REGISTRY.get_sample_value(
+        "restate_operator_restate_cluster", {"cluster": "gauge-test", "figure": "partitions_led"}
+    )
+    assert sample == 2
+    METRICS.forget_cluster("gauge-test")
+    assert (
+        REGISTRY.get_sample_value(
+            "restate_operator_restate_cluster", {"cluster": "gauge-test", "figure": "partitions"}
+        )
+        is None
+    )

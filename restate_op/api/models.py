@@ -254,6 +254,10 @@ class RestateHealthStatus(KubeModel):
     problems: list[str] | None = Field(
         default=None, description="What keeps the cluster from being healthy, by pod."
     )
+    drift: list[str] | None = Field(
+        default=None,
+        description="Spec settings the running cluster does not follow (set at provisioning).",
+    )
     error: str | None = Field(
         default=None, description="Why the nodes could not be asked (nothing is judged then)."
     )
