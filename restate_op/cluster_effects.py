@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from restate_op.children import gcp
 from restate_op.children.constants import STATEFULSET_NAME
 from restate_op.drift import drift
-from restate_op.effects import Apply, Delete, Effect, Emit, OrphanDelete, PatchClaimSize, Provision
+from restate_op.effects import (
+    Apply,
+    Delete,
+    Effect,
+    Emit,
+    OrphanDelete,
+    PatchClaimSize,
+    Provision,
+    RemoveMetadataMember,
+)
 from restate_op.node_address import node_address
 from restate_op.observe import Observation
 from restate_op.plan import Plan
@@ -137,10 +146,44 @@ def provision_restate(obs: Observation, plan: Plan) -> Planned:
     return Planned((Provision(namespace, target),))
 
 
+def scale_down(obs: Observation, plan: Plan) -> Planned:
+    """Let Restate release the departing node before its pod goes (the StatefulSet's
+    replicas are held by the plan until then), and report the volumes that stay."""
+    step = plan.scale_down
+    if step is None:
+        return Planned()
+    if step.removing is not None and step.leader_address is not None:
+        return Planned(
+            (
+                RemoveMetadataMember(step.leader_address, step.removing, health_key(obs)),
+                Emit(
+                    obs.raw,
+                    "Normal",
+                    "MetadataMemberRemoved",
+                    "ScaleDown",
+                    f"Removed node N{step.removing} ({step.departing}) from the Restate "
+                    f"metadata cluster before its pod goes ({step.live} -> {step.target})",
+                ),
+            ),
+            requeue_after=0.0,
+        )
+    # The pod goes with this reconcile's StatefulSet (apply_children); look again soon.
+    return Planned(requeue_after=5.0)
+
+
+def health_key(obs: Observation) -> tuple[str, str]:
+    return (HEALTH_MEMORY, obs.cluster.name)
+
+
+#: Where the executor keeps the last read of a cluster's Restate health.
+HEALTH_MEMORY = "restatecluster-health"
+
+
 #: Every planner a state may name in ``states/restatecluster.yaml``.
 PLANNERS: Mapping[str, Planner] = {
     "apply_children": apply_children,
     "delete_stale_children": delete_stale_children,
     "expand_volumes": expand_volumes,
     "provision_restate": provision_restate,
+    "scale_down": scale_down,
 }

@@ -21,7 +21,7 @@ from typing import cast
 from restate_op import GROUP, KIND, VERSION
 from restate_op.api.lifecycle import Phase, Reason
 from restate_op.api.models import RestateClusterStatus
-from restate_op.cluster_effects import PLANNERS
+from restate_op.cluster_effects import HEALTH_MEMORY, PLANNERS
 from restate_op.coalesce import Held, hold_for
 from restate_op.controller import Conclusion, Decision, sooner
 from restate_op.effects import (
@@ -95,7 +95,7 @@ def memory_key(name: str) -> tuple[str, str]:
 
 def health_key(name: str) -> tuple[str, str]:
     """Where the executor keeps the last read of this cluster's Restate health."""
-    return (f"{CONTROLLER}-health", name)
+    return (HEALTH_MEMORY, name)
 
 
 def recorded_phase(obs: Observation) -> str:

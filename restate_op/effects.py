@@ -196,6 +196,17 @@ class ReadClusterHealth:
     targets: tuple[tuple[str, str], ...]
 
 
+@dataclass(frozen=True)
+class RemoveMetadataMember:
+    """Remove node ``node_id`` from the Restate metadata cluster through its leader (the
+    node port at ``leader``), before its pod goes; the cluster's health is read afresh next
+    (``health_key``: the read in memory is dropped)."""
+
+    leader: str
+    node_id: int
+    health_key: tuple[str, str]
+
+
 Effect = (
     Apply
     | Delete
@@ -211,6 +222,7 @@ Effect = (
     | DeregisterDeployment
     | QueryRestate
     | ReadClusterHealth
+    | RemoveMetadataMember
 )
 
 

@@ -19,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import grpc
+import grpc.aio
 import httpx
 
 from restate_op import FIELD_MANAGER, restate_admin
@@ -41,6 +43,7 @@ from restate_op.effects import (
     RegisterDeployment,
     Remember,
     RemoveFinalizer,
+    RemoveMetadataMember,
     WriteStatus,
 )
 from restate_op.faults import fault_point
@@ -59,7 +62,7 @@ from restate_op.outcomes import (
 )
 from restate_op.provisioning import provision_cluster
 from restate_op.restate_health import RestateHealth, health_figures
-from restate_op.restate_health_reader import read_health
+from restate_op.restate_health_reader import read_health, remove_metadata_member
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +142,11 @@ class Executor:
         admin: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
         read_health: HealthReader = read_health,
+        remove_member: Callable[[str, int], Awaitable[None]] = remove_metadata_member,
     ) -> None:
         self.client = client
         self._read_health = read_health
+        self._remove_member = remove_member
         self.recorder = recorder
         self.memory = memory
         self._provision = provision
@@ -267,6 +272,18 @@ class Executor:
                 await self._query_restate(effect)
             case RemoveFinalizer():
                 await self._remove_finalizer(effect)
+            case RemoveMetadataMember():
+                fault_point("before-remove-metadata-member")
+                try:
+                    await self._remove_member(effect.leader, effect.node_id)
+                except grpc.aio.AioRpcError as exc:
+                    raise TemporaryError(
+                        f"Restate did not remove node N{effect.node_id} from the metadata "
+                        f"cluster: {exc.code().name}: {exc.details()}; retrying"
+                    ) from exc
+                finally:
+                    self.memory.drop(effect.health_key)
+                log.info("removed node N%s from the metadata cluster", effect.node_id)
             case ReadClusterHealth():
                 known = self.memory.get(effect.key)
                 health = await self._read_health(

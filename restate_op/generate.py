@@ -100,6 +100,7 @@ def lifecycle_module(machine: Machine | None = None) -> str:
     """``restate_op/api/lifecycle.py``: the Phase and Reason types, derived from ``states/``."""
     machine = machine or load_machine()
     phases = ", ".join(f'"{p}"' for p in machine.phases)
+    listed = "".join(f'    "{p}",\n' for p in machine.phases)
     reasons = sorted({r for s in machine.states for r in s.reasons})
     members = "\n".join(f'    {_constant(r)} = "{r}"' for r in reasons)
     return (
@@ -110,7 +111,7 @@ def lifecycle_module(machine: Machine | None = None) -> str:
         "from enum import StrEnum\n"
         "from typing import Literal\n\n"
         f"Phase = Literal[{phases}]\n"
-        f"PHASES: tuple[Phase, ...] = ({phases})\n"
+        f"PHASES: tuple[Phase, ...] = (\n{listed})\n"
         f'INITIAL_PHASE: Phase = "{machine.initial}"\n\n\n'
         "class Reason(StrEnum):\n"
         '    """Every reason a RestateCluster verdict may carry."""\n\n'

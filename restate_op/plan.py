@@ -29,6 +29,7 @@ from restate_op.children.service_account import desired_service_account
 from restate_op.children.services import desired_cluster_service, desired_service
 from restate_op.children.statefulset import desired_statefulset
 from restate_op.diff import up_to_date, with_desired_hash
+from restate_op.node_address import node_address
 from restate_op.observe import Observation
 from restate_op.quantity import InvalidQuantity, quantity_bytes
 from restate_op.validation import SpecProblem, validate
@@ -98,6 +99,43 @@ class Rollout:
 
 
 @dataclass(frozen=True)
+class ScaleDown:
+    """A multi-node cluster getting fewer replicas: one pod at a time, highest ordinal first,
+    each only after Restate let its node go (``states/`` ``ScalingDown``).
+
+    Restate 1.7 needs, before a node disappears, that it is no longer a metadata-server
+    member (else every departure weakens the metadata quorum for good); partition leaders
+    move off a node that is gone on their own, and a node's log replicas are replaced by
+    the cluster controller's new nodesets -- nothing an operator can ask for ahead of time.
+    """
+
+    #: The StatefulSet's replicas now, and what the spec asks for.
+    live: int
+    target: int
+    #: The pod that leaves next, and its node id (None: it never joined).
+    departing: str
+    node_id: int | None
+    #: The metadata member to remove first, through the leader at this node-port address;
+    #: None when the departing node is not a member (the pod may go now).
+    leader_address: str | None = None
+    #: Something keeps the pod from going now and nothing here can change it: why.
+    blocked: str | None = None
+    #: Restate's view could not be read: scaling down without asking (said in the status).
+    unchecked: str | None = None
+
+    @property
+    def replicas(self) -> int:
+        """The StatefulSet's replicas for this reconcile."""
+        ready = self.blocked is None and self.leader_address is None and self.removing is None
+        return self.live - 1 if ready else self.live
+
+    @property
+    def removing(self) -> int | None:
+        """The metadata member to remove now (None: none)."""
+        return self.node_id if self.leader_address is not None else None
+
+
+@dataclass(frozen=True)
 class Plan:
     problems: tuple[SpecProblem, ...]
     namespace: NamespaceOwnership
@@ -109,6 +147,7 @@ class Plan:
     #: One per identity binding configured (EKS Pod Identity, GKE Workload Identity).
     identities: tuple[IdentityProof, ...] = ()
     provisioning_due: bool = False
+    scale_down: ScaleDown | None = None
 
 
 def make_plan(obs: Observation) -> Plan:
@@ -140,6 +179,9 @@ def make_plan(obs: Observation) -> Plan:
     statefulset = _statefulset(
         obs, identity, has_sgp=any(m["kind"] == "SecurityGroupPolicy" for m in desired)
     )
+    scale_down = _scale_down(obs)
+    if statefulset is not None and scale_down is not None:
+        statefulset["spec"]["replicas"] = scale_down.replicas
     if statefulset is not None:
         desired.append(statefulset)
     desired = [with_desired_hash(m) for m in desired]
@@ -151,6 +193,7 @@ def make_plan(obs: Observation) -> Plan:
         delete=_stale(obs, {(m["kind"], m["metadata"]["name"]) for m in desired}),
         volumes=_volume_plan(obs),
         rollout=_rollout(obs),
+        scale_down=scale_down,
         identities=tuple(b.proof for b in identity.bindings),
         provisioning_due=restate_config.effective_auto_provision(cluster)
         and not (status and status.provisioned)
@@ -399,3 +442,40 @@ def _rollout(obs: Observation) -> Rollout:
         updated=int(status.get("updatedReplicas", 0) or 0),
         settled=settled,
     )
+
+
+def _scale_down(obs: Observation) -> ScaleDown | None:
+    """Where a scale-down stands, or None when the cluster is not shrinking.
+
+    Not for hibernation (``replicas: 0`` stops every pod, keeps every node) nor from a
+    single node. Needs Restate's view: a departing metadata member is removed through the
+    metadata leader first. When no node answers at all the pods go as a StatefulSet would
+    shrink them, and the status says so.
+    """
+    sts = obs.statefulset
+    target = obs.cluster.spec.compute.desired_replicas
+    live = int(((sts or {}).get("spec") or {}).get("replicas", 0) or 0)
+    if sts is None or target == 0 or live <= target or live <= 1:
+        return None
+    departing = f"restate-{live - 1}"
+    health = obs.restate_health
+    if health is None:
+        return ScaleDown(live, target, departing, None, blocked="Restate's view not read yet")
+    if not health.ok:
+        return ScaleDown(live, target, departing, None, unchecked=health.error)
+    node_id = next((p.node_id for p in health.pods if p.pod == departing), None)
+    if node_id is None or node_id not in health.metadata_members:
+        return ScaleDown(live, target, departing, node_id)
+    leader = health.metadata_leader
+    leader_pod = health.pod_of(leader) if leader is not None else None
+    if leader is None or leader_pod is None:
+        return ScaleDown(
+            live, target, departing, node_id, blocked="the metadata cluster has no leader"
+        )
+    address = node_address(
+        obs.cluster.name,
+        obs.settings.cluster_dns,
+        pod=leader_pod,
+        template=obs.settings.node_address_template,
+    )
+    return ScaleDown(live, target, departing, node_id, leader_address=address)

@@ -9,7 +9,9 @@ that provisioning already uses, the same gRPC services ``restatectl status`` rea
 * ``ClusterCtrlSvc/GetClusterState`` on one of them: which nodes the cluster controller
   sees alive or dead, and which partition each node runs as leader;
 * ``ClusterCtrlSvc/GetClusterConfiguration`` on the same one: the partition count and
-  partition replication the cluster was provisioned with (drift, #5).
+  partition replication the cluster was provisioned with (drift, #5);
+* ``MetadataServerSvc/Status`` on a metadata member: the metadata cluster's configured
+  members and its leader (a scale-down removes a departing member through the leader).
 
 This module is pure (the answers, parsed and judged); ``restate_op.restate_health_reader``
 asks, and only the executor calls it. Field numbers are those of Restate's ``.proto`` files (1.7:
@@ -97,6 +99,10 @@ class RestateHealth:
     pods: tuple[PodHealth, ...] = ()
     nodes: tuple[NodeState, ...] = ()
     configuration: ClusterConfiguration | None = None
+    #: The metadata cluster's configured members (node ids) and leader, as one member says
+    #: (``MetadataServerSvc/Status``); empty when unknown.
+    metadata_members: frozenset[int] = frozenset()
+    metadata_leader: int | None = None
     #: No node could answer for the cluster: what happened.
     error: str | None = None
 
@@ -161,6 +167,15 @@ def parse_cluster_state(data: bytes) -> tuple[NodeState, ...]:
     return tuple(nodes)
 
 
+def parse_metadata_status(data: bytes) -> tuple[frozenset[int], int | None]:
+    """``StatusResponse``: the configured members (field 2's ``map<uint32, int64>``, by
+    node id) and the leader's node id."""
+    msg = wire.fields(data)
+    configuration = wire.message(msg, 2) or {}
+    members = frozenset(wire.integer(entry, 1) for entry in wire.messages(configuration, 2))
+    return members, wire.optional_integer(msg, 3)
+
+
 def parse_cluster_configuration(data: bytes) -> ClusterConfiguration:
     config = wire.message(wire.fields(data), 1) or {}
     replication = wire.message(config, 2)
@@ -184,6 +199,8 @@ def problems(health: RestateHealth, pods: tuple[str, ...]) -> tuple[str, ...]:
             found.append(f"pod {pod}: the node port {why}")
         elif seen.ident.node_id is None:
             found.append(f"pod {pod} runs but has not joined the Restate cluster")
+        elif seen.ident.status != "Alive":
+            found.append(f"pod {pod}: node N{seen.ident.node_id} is {seen.ident.status}")
     for node in health.nodes:
         owner = health.pod_of(node.node_id)
         if not node.alive and owner in pods:

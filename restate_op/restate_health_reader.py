@@ -19,11 +19,14 @@ from restate_op.restate_health import (
     parse_cluster_configuration,
     parse_cluster_state,
     parse_ident,
+    parse_metadata_status,
 )
 
 GET_IDENT = "/restate.node_ctl_svc.NodeCtlSvc/GetIdent"
 GET_CLUSTER_STATE = "/restate.cluster_ctrl.ClusterCtrlSvc/GetClusterState"
 GET_CLUSTER_CONFIGURATION = "/restate.cluster_ctrl.ClusterCtrlSvc/GetClusterConfiguration"
+METADATA_STATUS = "/restate.metadata_server_svc.MetadataServerSvc/Status"
+REMOVE_METADATA_NODE = "/restate.metadata_server_svc.MetadataServerSvc/RemoveNode"
 REQUEST_TIMEOUT_SECONDS = 5.0
 
 
@@ -83,16 +86,41 @@ async def read_health(
                 why = "no pod has joined a Restate cluster yet"
             return RestateHealth(now, pods=pods, error=why)
         last_error = ""
+        members = [
+            c
+            for (health, c) in answers
+            if c is not None and health.ident is not None and health.ident.metadata == "Member"
+        ]
         for channel in joined:
             try:
                 nodes = parse_cluster_state(await _call(channel, GET_CLUSTER_STATE))
                 config = parse_cluster_configuration(
                     await _call(channel, GET_CLUSTER_CONFIGURATION)
                 )
+                metadata, leader = (
+                    parse_metadata_status(await _call(members[0], METADATA_STATUS))
+                    if members
+                    else (frozenset(), None)
+                )
             except (grpc.aio.AioRpcError, wire.WireError) as exc:
                 last_error = _describe(exc)
                 continue
-            return RestateHealth(now, pods=pods, nodes=nodes, configuration=config)
+            return RestateHealth(
+                now,
+                pods=pods,
+                nodes=nodes,
+                configuration=config,
+                metadata_members=metadata,
+                metadata_leader=leader,
+            )
         return RestateHealth(now, pods=pods, error=f"GetClusterState failed: {last_error}")
     finally:
         await asyncio.gather(*(c.close() for c in channels))
+
+
+async def remove_metadata_member(leader: str, node_id: int) -> None:
+    """``MetadataServerSvc/RemoveNode`` of ``node_id`` on the metadata leader ``leader``
+    (only the leader may; a follower answers INTERNAL "needs to be processed by the
+    metadata cluster leader"). Raises ``grpc.aio.AioRpcError`` when refused."""
+    async with grpc.aio.insecure_channel(leader) as channel:
+        await _call(channel, REMOVE_METADATA_NODE, wire.encode_field(1, node_id))

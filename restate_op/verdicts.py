@@ -165,6 +165,43 @@ def rollout(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     return Verdict("Provisioning", Reason.ROLLING_OUT, f"Waiting for pods: {progress}")
 
 
+def scaling_down(obs: Observation, plan: Plan, now: float) -> Verdict | None:
+    step = plan.scale_down
+    if step is None:
+        return None
+    head = f"Scaling down {step.live} -> {step.target}"
+    node = f" (N{step.node_id})" if step.node_id is not None else ""
+    if step.blocked is not None:
+        said = f"{head}: {step.departing}{node} waits: {step.blocked}"
+    elif step.removing is not None:
+        said = (
+            f"{head}: removing {step.departing}{node} from the Restate metadata cluster "
+            "before its pod goes"
+        )
+    elif step.unchecked is not None:
+        said = (
+            f"{head} without asking Restate, whose nodes do not answer ({step.unchecked}): "
+            f"{step.departing} goes as the StatefulSet shrinks"
+        )
+    else:
+        said = f"{head}: {step.departing}{node} leaves (not a metadata member)"
+    return Verdict("ScalingDown", Reason.SCALING_DOWN, said)
+
+
+def kept_volumes(obs: Observation) -> list[str]:
+    """Claims of pods a scale-down removed: never deleted by the operator."""
+    replicas = obs.cluster.spec.compute.desired_replicas
+    if replicas == 0:
+        return []
+    kept = []
+    for claim in obs.pvcs:
+        name = str(claim.get("metadata", {}).get("name", ""))
+        ordinal = name.rsplit("-", 1)[-1]
+        if ordinal.isdigit() and int(ordinal) >= replicas:
+            kept.append(name)
+    return sorted(kept, key=lambda n: int(n.rsplit("-", 1)[-1]))
+
+
 def provisioning(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     if not plan.provisioning_due:
         return None
@@ -202,7 +239,14 @@ def ready(obs: Observation, plan: Plan, now: float) -> Verdict:
     replicas = plan.rollout.desired if plan.rollout else obs.cluster.spec.compute.desired_replicas
     if replicas == 0:
         return Verdict("Ready", Reason.HIBERNATED, "Hibernated: spec.compute.replicas is 0")
-    return Verdict("Ready", Reason.READY, f"Restate cluster ready: {replicas}/{replicas} pods")
+    said = f"Restate cluster ready: {replicas}/{replicas} pods"
+    kept = kept_volumes(obs)
+    if kept:
+        said += (
+            f"; volumes of removed pods kept: {', '.join(kept)} (a scale-up reuses them; "
+            f"once sure: kubectl delete pvc -n {obs.cluster.name} {' '.join(kept)})"
+        )
+    return Verdict("Ready", Reason.READY, said)
 
 
 #: The rules in priority order; the last always answers.
@@ -222,6 +266,7 @@ RULES: tuple[Rule, ...] = (
         ),
         volumes,
     ),
+    Rule("scaling_down", (("ScalingDown", Reason.SCALING_DOWN),), scaling_down),
     Rule("children", (("Provisioning", Reason.APPLYING_CHILDREN),), children),
     Rule(
         "identity",

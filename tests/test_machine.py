@@ -39,6 +39,15 @@ ALLOWED: set[tuple[str, str]] = {
     ("Expanding", "Pending"),
     ("Ready", "Pending"),
     ("Degraded", "Pending"),
+    ("Provisioning", "ScalingDown"),
+    ("Expanding", "ScalingDown"),
+    ("Ready", "ScalingDown"),
+    ("Degraded", "ScalingDown"),
+    ("ScalingDown", "Provisioning"),
+    ("ScalingDown", "Expanding"),
+    ("ScalingDown", "Ready"),
+    ("ScalingDown", "Degraded"),
+    ("ScalingDown", "Pending"),
 }
 
 

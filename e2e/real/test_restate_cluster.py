@@ -7,11 +7,15 @@ summary.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
 import re
 import secrets
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,21 +183,59 @@ def test_three_replicas_provision_through_cluster_dns(real_env: RealEnv, trio: s
         note(f"3 replicas: {pod['metadata']['name']} created -> Ready", ready)
 
 
+def _restate_server_pids(real_env: RealEnv, ns: str, pod: str) -> list[int]:
+    """The host PIDs of a pod's restate-server (the real node's containers run on this
+    host): the processes whose cgroup names the pod's uid."""
+    obj = real_env.kubectl.get("pod", pod, ns)
+    assert obj is not None, f"no pod {ns}/{pod}"
+    uid = obj["metadata"]["uid"]
+    marks = (uid, uid.replace("-", "_"))
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            comm = (proc / "comm").read_text().strip()
+            cgroup = (proc / "cgroup").read_text()
+        except OSError:
+            continue
+        if comm == "restate-server" and any(m in cgroup for m in marks):
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_frozen_node_shows_in_status_within_the_poll_interval(real_env: RealEnv, trio: str) -> None:
+    """restate-2's server stopped (SIGSTOP from the host, so its pod stays Running): the
+    operator's next read of Restate's view names it in status.restate.problems; resumed,
+    the cluster is healthy again."""
+    wait_restate_status(real_env, trio, 3)
+    pids = _restate_server_pids(real_env, trio, "restate-2")
+    assert len(pids) == 1, pids
+    t0 = time.monotonic()
+    os.kill(pids[0], signal.SIGSTOP)
+    try:
+
+        def reported() -> list[str] | None:
+            restate = _status(real_env, trio).get("restate") or {}
+            problems: list[str] = restate.get("problems") or []
+            return problems if any("restate-2" in p for p in problems) else None
+
+        # Read every 30 s while Ready (a 5 s deadline per request): well within 40 s.
+        problems = wait_for(reported, 40, 0.5, "restate-2 in status.restate.problems")
+        note(f"restate-2 frozen -> in status.restate ({problems})", time.monotonic() - t0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the kubelet may have restarted it
+            os.kill(pids[0], signal.SIGCONT)
+    real_env.wait_cluster_ready(trio, timeout=120)
+    wait_restate_status(real_env, trio, 3, timeout=90)
+
+
 def test_deleted_pod_rejoins_under_its_node_name(real_env: RealEnv, trio: str) -> None:
     """restate-2 deleted: a new pod (new IP) comes back as the same node and rejoins."""
     before = {p["metadata"]["name"]: p for p in real_env.pods(trio)}
     old_uid = before["restate-2"]["metadata"]["uid"]
     t0 = time.monotonic()
     real_env.kubectl.run("delete", "pod", "-n", trio, "restate-2", "--wait=false")
-
-    def reported() -> list[str] | None:
-        problems: list[str] = (_status(real_env, trio).get("restate") or {}).get("problems") or []
-        return problems if any("restate-2" in p for p in problems) else None
-
-    # The operator reads Restate's view every 30 s while Ready, every 5 s once the pods'
-    # state moves it off Ready: the lost node is in status.restate well within that.
-    problems = wait_for(reported, 40, 0.5, "restate-2 in status.restate.problems")
-    note(f"restate-2 deleted -> in status.restate ({problems})", time.monotonic() - t0)
 
     def back() -> bool:
         pods = {p["metadata"]["name"]: p for p in real_env.pods(trio)}

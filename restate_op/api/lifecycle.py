@@ -9,8 +9,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-Phase = Literal["Pending", "Provisioning", "Expanding", "Ready", "Degraded"]
-PHASES: tuple[Phase, ...] = ("Pending", "Provisioning", "Expanding", "Ready", "Degraded")
+Phase = Literal["Pending", "Provisioning", "Expanding", "ScalingDown", "Ready", "Degraded"]
+PHASES: tuple[Phase, ...] = (
+    "Pending",
+    "Provisioning",
+    "Expanding",
+    "ScalingDown",
+    "Ready",
+    "Degraded",
+)
 INITIAL_PHASE: Phase = "Pending"
 
 
@@ -39,6 +46,7 @@ class Reason(StrEnum):
     READY = "Ready"
     RESTATE_UNHEALTHY = "RestateUnhealthy"
     ROLLING_OUT = "RollingOut"
+    SCALING_DOWN = "ScalingDown"
     STORAGE_CLASS_NOT_FOUND = "StorageClassNotFound"
     VOLUME_EXPANSION = "VolumeExpansion"
     VOLUME_EXPANSION_NOT_SUPPORTED = "VolumeExpansionNotSupported"
