@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from restate_op.api.lifecycle import Phase, Reason
 from restate_op.observe import Observation
 from restate_op.plan import Plan
-from restate_op.pod_health import pod_names, pod_problems
+from restate_op.pod_health import pod_names, pod_problems, running_pods
 from restate_op.restate_health import problems as restate_problems
 from restate_op.status import Verdict
 
@@ -218,14 +218,20 @@ def restate_health(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     """
     health = obs.restate_health
     replicas = obs.cluster.spec.compute.desired_replicas
+    cluster = obs.cluster
+    was_serving = obs.phase in ("Ready", "Degraded")
+    if health is None and not was_serving and running_pods(obs.pods, replicas):
+        # Asked at once (decide's health_reads); the first Ready already says Restate's word.
+        # A serving cluster (an operator restart, memory empty) keeps its phase meanwhile.
+        return Verdict(
+            "Provisioning", Reason.WAITING_FOR_RESTATE, "Waiting for Restate's view of the cluster"
+        )
     if health is None or not health.ok or replicas == 0:
         return None
     found = restate_problems(health, pod_names(replicas))
     if not found:
         return None
     said = "; ".join(found)
-    cluster = obs.cluster
-    was_serving = obs.phase in ("Ready", "Degraded")
     unchanged = (
         cluster.status is not None
         and cluster.status.observed_generation == cluster.metadata.generation

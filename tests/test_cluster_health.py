@@ -227,3 +227,16 @@ def test_gauges_follow_each_read_and_go_with_the_cluster() -> None:
         )
         is None
     )
+
+
+def test_a_new_cluster_is_ready_only_after_the_first_read() -> None:
+    obs = _ready_cluster(None, phase="Provisioning")
+    decision = decide(obs, NOW)
+    assert (decision.phase, decision.reason) == ("Provisioning", "WaitingForRestate")
+    assert any(isinstance(e, ReadClusterHealth) for e in decision.effects)
+
+
+def test_a_serving_cluster_keeps_its_phase_until_the_first_read_after_a_restart() -> None:
+    decision = decide(_ready_cluster(None), NOW)
+    assert decision.phase == "Ready"
+    assert any(isinstance(e, ReadClusterHealth) for e in decision.effects)

@@ -382,3 +382,49 @@ def test_volume_growth_on_real_claims(real_env: RealEnv, trio: str) -> None:
     after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in real_env.pods(trio)}
     assert after == uids, "a pod was replaced by the online expansion"
     assert _status(real_env, trio)["storage"]["currentBytes"] == 2 * GIB
+
+
+def test_scale_five_to_three_removes_members_first_and_keeps_volumes(
+    real_env: RealEnv, trio: str
+) -> None:
+    """replicas 5 → 3: restate-4 then restate-3 leave the metadata cluster (through its
+    leader) before their pods go; the three left are alive members leading every partition,
+    the cluster keeps its identity, and the two claims stay (reported, never deleted)."""
+    ns = trio
+    wait_restate_status(real_env, trio, 5, timeout=120)
+    name_before, nodes_before = cluster_identity(real_env, ns)
+    t0 = time.monotonic()
+    real_env.kubectl.merge_patch("restatecluster", trio, {"spec": {"compute": {"replicas": 3}}})
+
+    def phase_seen() -> str | None:
+        phase = _status(real_env, trio).get("phase")
+        return phase if phase == "ScalingDown" else None
+
+    wait_for(phase_seen, 60, 0.5, "phase ScalingDown")
+    real_env.wait_pods_ready(ns, 3, timeout=240)
+    ready = real_env.wait_cluster_ready(trio, timeout=240)
+    note("scale 5 -> 3: Ready with 3 pods", time.monotonic() - t0)
+    restate = wait_restate_status(real_env, trio, 3, timeout=120)
+    assert restate["members"] == ["restate-0", "restate-1", "restate-2"], restate
+    _, servers = real_env.exec(
+        ns, "restate-0", "restatectl", "metadata-server", "list-servers", container="restate"
+    )
+    member_rows = [line for line in servers.splitlines() if "Member" in line]
+    assert len(member_rows) == 3, servers
+    name_after, nodes_after = cluster_identity(real_env, ns)
+    assert name_after == name_before
+    for pod in ("restate-0", "restate-1", "restate-2"):
+        assert nodes_after[pod][0] == nodes_before[pod][0], (nodes_before, nodes_after)
+    claims = sorted(
+        p["metadata"]["name"] for p in real_env.kubectl.json("get", "pvc", "-n", ns)["items"]
+    )
+    assert len(claims) == 5, claims
+    kept = [c for c in claims if c.endswith(("-3", "-4"))]
+    assert len(kept) == 2, claims
+    message = str(ready.get("status", {}).get("message", ""))
+    assert "volumes of removed pods kept" in message and "kubectl delete pvc" in message, message
+    events = real_env.kubectl.json(
+        "get", "events", "-A", "--field-selector", f"involvedObject.name={trio}"
+    )["items"]
+    removed = [e for e in events if e.get("reason") == "MetadataMemberRemoved"]
+    assert len(removed) >= 2, [e.get("reason") for e in events]
