@@ -213,8 +213,9 @@ def restate_health(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     led. A read that failed (no node answered at all) judges nothing: the probes stand.
 
     A cluster that was serving this generation turns Degraded, naming the pod; one that is
-    still rolling out or starting waits for Restate (which is also how a roll waits for
-    Restate-level health between pods, not only readiness).
+    still rolling out or starting waits for Restate: the roll is only over, and the cluster
+    Ready, once Restate counts every restarted pod back in (the StatefulSet controller still
+    paces the pods themselves by readiness).
     """
     health = obs.restate_health
     replicas = obs.cluster.spec.compute.desired_replicas
