@@ -20,7 +20,7 @@ from typing import cast
 
 from restate_op import GROUP, KIND, VERSION
 from restate_op.api.lifecycle import Phase, Reason
-from restate_op.api.models import RestateClusterStatus
+from restate_op.api.models import RestateClusterStatus, RestateHealthStatus
 from restate_op.cluster_effects import HEALTH_MEMORY, PLANNERS
 from restate_op.coalesce import Held, hold_for
 from restate_op.controller import Conclusion, Decision, sooner
@@ -313,6 +313,19 @@ def _conclude_unreadable(obs: Unreadable, now: float) -> Conclusion:
     return Conclusion(effects=tuple(effects))
 
 
+def _restate_section(obs: Observation) -> RestateHealthStatus | None:
+    """``status.restate`` from the last read; before any (a restarted operator) the recorded
+    one stands, so a restart writes nothing until Restate says something new."""
+    if obs.restate_health is None:
+        recorded = obs.recorded_status
+        return recorded.restate if recorded is not None else None
+    return health_status(
+        obs.restate_health,
+        obs.cluster.spec.compute.desired_replicas,
+        config_drift(obs.cluster, obs.restate_health),
+    )
+
+
 def _figures(obs: Observation, plan: Plan | None, provisioned: bool | None) -> Figures:
     if plan is None:
         return lenient_figures(obs.raw)
@@ -323,9 +336,5 @@ def _figures(obs: Observation, plan: Plan | None, provisioned: bool | None) -> F
         requested_bytes=obs.cluster.spec.storage.storage_request_bytes,
         current_bytes=plan.volumes.current_bytes if plan.volumes else None,
         provisioned=provisioned,
-        restate=health_status(
-            obs.restate_health,
-            obs.cluster.spec.compute.desired_replicas,
-            config_drift(obs.cluster, obs.restate_health),
-        ),
+        restate=_restate_section(obs),
     )

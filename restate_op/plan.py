@@ -28,7 +28,7 @@ from restate_op.children.secret_provider_class import desired_secret_provider_cl
 from restate_op.children.service_account import desired_service_account
 from restate_op.children.services import desired_cluster_service, desired_service
 from restate_op.children.statefulset import desired_statefulset
-from restate_op.diff import up_to_date, with_desired_hash
+from restate_op.diff import DESIRED_HASH_ANNOTATION, desired_hash, up_to_date, with_desired_hash
 from restate_op.node_address import node_address
 from restate_op.observe import Observation
 from restate_op.quantity import InvalidQuantity, quantity_bytes
@@ -180,6 +180,9 @@ def make_plan(obs: Observation) -> Plan:
         obs, identity, has_sgp=any(m["kind"] == "SecurityGroupPolicy" for m in desired)
     )
     scale_down = _scale_down(obs)
+    if scale_down is not None and _raised_by_someone_else(obs.statefulset, statefulset):
+        # Drift, not a scale-down: restored at once (and said so), as any edited child.
+        scale_down = None
     if statefulset is not None and scale_down is not None:
         statefulset["spec"]["replicas"] = scale_down.replicas
     if statefulset is not None:
@@ -442,6 +445,18 @@ def _rollout(obs: Observation) -> Rollout:
         updated=int(status.get("updatedReplicas", 0) or 0),
         settled=settled,
     )
+
+
+def _raised_by_someone_else(
+    live: Mapping[str, Any] | None, manifest: dict[str, Any] | None
+) -> bool:
+    """Whether the live StatefulSet has more replicas than the spec only because someone
+    else scaled it: its desired-hash is that of the manifest at the spec's count, so the
+    operator's last apply already asked for fewer (``restate_op.drift``'s test)."""
+    if live is None or manifest is None:
+        return False
+    applied = ((live.get("metadata") or {}).get("annotations") or {}).get(DESIRED_HASH_ANNOTATION)
+    return applied is not None and applied == desired_hash(manifest)
 
 
 def _scale_down(obs: Observation) -> ScaleDown | None:

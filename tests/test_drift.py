@@ -73,9 +73,7 @@ def test_a_missing_child_after_a_spec_change_is_not_drift() -> None:
 def test_an_edited_child_is_drift_naming_the_field() -> None:
     raw = cluster("Ready")
     children = _converged_children(raw)
-    # Below the spec: restored at once. (Above it, the extra nodes leave as a scale-down
-    # does, one at a time after Restate let them go: tests/test_scale_down.py.)
-    children[("StatefulSet", "restate")]["spec"]["replicas"] = 0
+    children[("StatefulSet", "restate")]["spec"]["replicas"] = 3
     obs = observe(raw, children, _namespace(raw))
     sts = _manifest(raw, "StatefulSet", children, _namespace(raw))
     assert drift(obs, sts) == "spec.replicas changed"

@@ -139,3 +139,21 @@ def test_kept_volumes_are_reported_with_the_command_to_delete_them() -> None:
     effects = conclude(obs, decision, Outcome(), NOW).effects
     assert not any(isinstance(e, Apply) and e.kind == "PersistentVolumeClaim" for e in effects)
     assert [e for e in effects if isinstance(e, WriteStatus)]
+
+
+def test_a_statefulset_someone_else_scaled_up_is_drift_restored_at_once() -> None:
+    obs = converged(cluster("Ready", replicas=3, provisioned=True))
+    sts = copy.deepcopy(dict(obs.children[("StatefulSet", "restate")]))
+    sts["spec"]["replicas"] = 5  # kubectl scale: the desired-hash still says 3
+    obs = replace(
+        obs,
+        children={**obs.children, ("StatefulSet", "restate"): sts},
+        restate_health=_health(5, members=5),
+    )
+    decision = decide(obs, NOW)
+    assert decision.phase != "ScalingDown"
+    assert _sts_replicas(decision.effects) == 3
+    notes = [
+        e.note for e in decision.effects if isinstance(e, Emit) and e.reason == "DriftCorrected"
+    ]
+    assert notes and "StatefulSet/restate (spec.replicas changed)" in notes[0]
