@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import deployments, procstat, report, scenarios
+from bench import deployments, health, procstat, report, scenarios
 from bench.operator import BenchOperator
 from e2e.controlplane import Binaries
 from e2e.operator_process import REPO
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("converge", "expansion", "scale", "concurrency", "rsd")
+SCENARIOS = ("converge", "expansion", "scale", "concurrency", "rsd", "health")
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,15 @@ class Plan:
     concurrency: tuple[int, ...]
     rsd_deployments: int  # RestateDeployments, each registered, rolled forward (and back)
     rsd_idle_seconds: float
+    health_clusters: int  # Ready clusters whose health the operator reads from a stand-in
+    health_seconds: float  # the measured window
 
 
 #: At the largest N the idle window (6 min) spans the default 5-minute periodic resync and
 #: the first re-opening of the informers' watches (every 5 to 7.5 min).
 #: The RSD idle window (6 min) spans the operator's idle refresh of Restate's view (5 min).
-FULL = Plan(50, 3, (1, 100, 500, 1000), 360, 60, 30, 500, (1, 4, 16, 64), 20, 360)
-QUICK = Plan(10, 1, (1, 20, 50), 60, 20, 15, 50, (1, 4, 16, 64), 5, 30)
+FULL = Plan(50, 3, (1, 100, 500, 1000), 360, 60, 30, 500, (1, 4, 16, 64), 20, 360, 100, 120)
+QUICK = Plan(10, 1, (1, 20, 50), 60, 20, 15, 50, (1, 4, 16, 64), 5, 30, 20, 60)
 
 
 def _log(message: str) -> None:
@@ -132,6 +134,9 @@ class Run:
         (self.out / f"{self.stamp}.json").write_text(json.dumps(self.results, indent=2) + "\n")
         if self.only == {"rsd"}:
             (self.out / "rsd-latest.md").write_text(report.markdown(self.results))
+            return
+        if self.only == {"health"}:
+            (self.out / "health-latest.md").write_text(report.markdown(self.results))
             return
         (self.out / "latest.md").write_text(report.markdown(self.results))
         report.plot(self.results, self.out / "latest.png")
@@ -221,6 +226,22 @@ class Run:
             )
             self.save()
 
+    async def health(self) -> None:
+        """Health from Restate: N Ready clusters read from a stand-in node, then a window."""
+        n = self.plan.health_clusters
+        async with scenarios.rig(self.workdir, "health", _log, self.keep) as r:
+            standin = health.HealthStandIn(r.workdir / "standin.sock").start()
+            try:
+                _log(f"[health] {n} clusters (1 replica each) read from a stand-in node")
+                self.results["health"] = await health.scenario(
+                    r, standin, n, self.plan.health_seconds, _timeout(n)
+                )
+            finally:
+                for op in r.operators:  # before the stand-in goes (stop is idempotent)
+                    await r.stop_operator(op)
+                standin.stop()
+            self.save()
+
     async def main(self) -> None:
         _log(f"benchmarks ({self.results['mode']}): work dir {self.workdir}")
         try:
@@ -232,13 +253,17 @@ class Run:
                 await self.concurrency()
             if "rsd" in self.only:
                 await self.rsd()
+            if "health" in self.only:
+                await self.health()
         finally:
             self.save()
             if not self.keep:
                 shutil.rmtree(self.workdir, ignore_errors=True)
         self.publish()
         print(report.markdown(self.results))
-        tables = "rsd-latest.md" if self.only == {"rsd"} else "latest.md, latest.png"
+        tables = {"rsd": "rsd-latest.md", "health": "health-latest.md"}.get(
+            "".join(self.only) if len(self.only) == 1 else "", "latest.md, latest.png"
+        )
         _log(f"wrote {self.out / (self.stamp + '.json')}, {tables}")
 
 

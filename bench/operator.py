@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench import procstat
 from e2e.metrics import WRITE_VERBS, samples_in
-from e2e.operator_process import OperatorProcess
+from e2e.operator_process import NO_NETWORK_NODE_ADDRESS, OperatorProcess
 from e2e.polling import poll
 
 #: The chart's defaults, overriding the short test timings OperatorProcess starts with.
@@ -27,10 +27,21 @@ class BenchOperator:
     """An operator process plus readings of its metrics and of ``/proc``."""
 
     def __init__(
-        self, kubeconfig: Path, workdir: Path, name: str, args: Sequence[str] = ()
+        self,
+        kubeconfig: Path,
+        workdir: Path,
+        name: str,
+        args: Sequence[str] = (),
+        node_address_template: str | None = None,
     ) -> None:
+        """``node_address_template``: where the operator reaches the nodes (None: the e2e
+        default, a socket that is not there)."""
         self.process = OperatorProcess(
-            kubeconfig, workdir, name=name, args=[*PRODUCTION_FLAGS, *args]
+            kubeconfig,
+            workdir,
+            name=name,
+            args=[*PRODUCTION_FLAGS, *args],
+            node_address_template=node_address_template or NO_NETWORK_NODE_ADDRESS,
         )
         self.name = name
         self.profile: subprocess.Popen[bytes] | None = None

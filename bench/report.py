@@ -277,9 +277,53 @@ def markdown(results: dict[str, Any]) -> str:
             )
     if results.get("rsd"):
         out += deployments_markdown(results["rsd"])
+    if results.get("health"):
+        out += health_markdown(results["health"], results.get("scale") or [])
     for note in results.get("notes") or []:
         out += ["", note]
     return "\n".join(out) + "\n"
+
+
+def health_markdown(h: dict[str, Any], scale: list[dict[str, Any]]) -> list[str]:
+    """Health from Restate at N Ready clusters, beside this run's idle figures (same N if
+    measured, else the nearest) for a CPU and RSS comparison."""
+    n = h["clusters"]
+    idles = [s for s in scale if s.get("idle")]
+    near = min(idles, key=lambda s: abs(s["clusters"] - n)) if idles else None
+    out = [
+        "",
+        f"## Health from Restate: {n} Ready clusters ({h['replicas']} replica, "
+        f"{h['partitions']} partitions each), nodes answered by a stand-in",
+        "",
+        f"All Ready after {_fmt(h['all_ready_s'])} s, every partition led in status.restate "
+        f"after {_fmt(h['all_led_s'])} s ({h['led']}/{n}); window {_fmt(h['window_s'])} s. "
+        f"gRPC calls per cluster per minute: {_fmt(h['grpc_calls_per_cluster_per_minute'])} "
+        f"({_fmt(h['grpc_calls_per_cluster_per_minute_by_method'])}).",
+        "",
+        "| | clusters | window s | gRPC calls/cluster/min | kube req/min (without watch) "
+        "| operator CPU % | operator RSS MiB |",
+        "|---|---|---|---|---|---|---|",
+        f"| health | {n} | {_fmt(h['window_s'])} | "
+        f"{_fmt(h['grpc_calls_per_cluster_per_minute'])} | {_fmt(h['requests_per_minute'])} "
+        f"({_fmt(h['requests_per_minute_excluding_watch'])}) | "
+        f"{_fmt(h['operator_cpu_percent'])} | {_fmt(h['operator_rss_mib'])} |",
+    ]
+    if near is not None:
+        i = near["idle"]
+        out.append(
+            f"| idle (scale) | {near['clusters']} | {_fmt(i['window_s'])} | - | "
+            f"{_fmt(i['requests_per_minute'])} "
+            f"({_fmt(i['requests_per_minute_excluding_watch'])}) | "
+            f"{_fmt(i['operator_cpu_percent'])} | {_fmt(i['operator_rss_mib'])} |"
+        )
+    else:
+        out += ["", "No idle figures in this run to compare with (run with scale too)."]
+    out += [
+        "",
+        f"Kubernetes requests in the window by verb and kind: "
+        f"{_fmt(_flatten(h['requests_by_verb_kind']))}.",
+    ]
+    return out
 
 
 def _triple(summary: dict[str, Any] | None) -> str:

@@ -64,8 +64,12 @@ class Rig:
     log: Log
     operators: list[BenchOperator] = field(default_factory=list)
 
-    async def start_operator(self, name: str, args: Sequence[str] = ()) -> BenchOperator:
-        op = BenchOperator(self.operator_kubeconfig, self.workdir, name, args)
+    async def start_operator(
+        self, name: str, args: Sequence[str] = (), node_address_template: str | None = None
+    ) -> BenchOperator:
+        op = BenchOperator(
+            self.operator_kubeconfig, self.workdir, name, args, node_address_template
+        )
         self.operators.append(op)
         await asyncio.to_thread(op.start)
         return op

@@ -1,0 +1,170 @@
+"""The ``health`` scenario: what reading Restate's own health costs at N Ready clusters.
+
+kwok runs no Restate, so the nodes' answers come from a stand-in gRPC server in the bench
+process, on one unix socket every pod's address points at (``--node-address-template``
+without ``{pod}``). Each node says it joined (node 1, Alive, a metadata member); the cluster
+controller sees one alive node leading every partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench import procstat, scenarios
+from bench.operator import BenchOperator, by_verb_kind, delta, total
+from e2e.operator_fixtures import cluster_manifest
+from restate_op import protowire as wire
+
+F = wire.encode_field
+PARTITIONS = 4
+REPLICATION = "{node: 1}"
+METHODS = {
+    "restate.node_ctl_svc.NodeCtlSvc": ("GetIdent",),
+    "restate.cluster_ctrl.ClusterCtrlSvc": ("GetClusterState", "GetClusterConfiguration"),
+}
+
+
+def ident_answer() -> bytes:
+    """A joined node: Alive, node id 1 generation 1, metadata server Member."""
+    return F(1, 1) + F(2, F(1, 1) + F(2, 1)) + F(9, 3)
+
+
+def cluster_state_answer(partitions: int = PARTITIONS) -> bytes:
+    """Node 1 alive (generation 1), leading partitions 0 .. partitions - 1."""
+    leads = b"".join(F(3, F(1, pid) + F(2, F(3, 1))) for pid in range(partitions))
+    alive = F(1, F(1, 1) + F(2, 1)) + leads
+    return F(1, F(4, F(1, 1) + F(2, F(1, alive))))
+
+
+def configuration_answer(partitions: int = PARTITIONS) -> bytes:
+    return F(1, F(1, partitions) + F(2, F(1, REPLICATION.encode())))
+
+
+class HealthStandIn:
+    """A gRPC server answering as a healthy node, counting calls per method."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        answers = {
+            "GetIdent": ident_answer(),
+            "GetClusterState": cluster_state_answer(),
+            "GetClusterConfiguration": configuration_answer(),
+        }
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        for service, methods in METHODS.items():
+            handlers = {
+                m: grpc.unary_unary_rpc_method_handler(self._answer(m, answers[m])) for m in methods
+            }
+            self.server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(service, handlers),)
+            )
+        socket.parent.mkdir(parents=True, exist_ok=True)
+        self.server.add_insecure_port(f"unix://{socket}")
+
+    def _answer(self, method: str, answer: bytes) -> Callable[[bytes, grpc.ServicerContext], bytes]:
+        def handle(_request: bytes, _context: grpc.ServicerContext) -> bytes:
+            with self._lock:
+                self.calls[method] += 1
+            return answer
+
+        return handle
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.calls)
+
+    def start(self) -> HealthStandIn:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop(grace=None)
+
+
+def _restate_status(obj: dict[str, Any] | None) -> dict[str, Any]:
+    status = (obj or {}).get("status") or {}
+    return dict(status.get("restate") or {})
+
+
+def _all_led(status: dict[str, Any]) -> bool:
+    led = status.get("partitionsLed", status.get("partitions_led"))
+    parts = status.get("partitions")
+    return bool(parts) and led == parts
+
+
+async def scenario(
+    r: scenarios.Rig, standin: HealthStandIn, n: int, window: float, within: float
+) -> dict[str, Any]:
+    """Operator started on the stand-in's socket; ``n`` clusters; then a measured window."""
+    op: BenchOperator = await r.start_operator(
+        "operator-health", node_address_template=f"unix://{standin.socket}"
+    )
+    names = [f"health-{i:04d}" for i in range(n)]
+    t0 = time.time()
+    create = asyncio.create_task(r.probe.create_all(cluster_manifest(x) for x in names))
+    ready = await r.probe.until(lambda: r.probe.tally["ready@1"] >= n, within)
+    await create
+    t_ready = time.time()
+
+    def led() -> int:
+        return sum(1 for x in names if _all_led(_restate_status(r.probe.clusters.get(None, x))))
+
+    all_led = await r.probe.until(lambda: led() >= n, within)
+    t_led = time.time()
+    r.log(f"[health] {n} clusters Ready after {t_ready - t0:.1f} s, led after {t_led - t0:.1f} s")
+    settled = await scenarios.settle(op)
+    sample = _restate_status(r.probe.clusters.get(None, names[0]))
+
+    pids = r.pids(op)
+    before = procstat.sample_all(pids)
+    req0 = await scenarios.reading(op)
+    calls0 = standin.counts()
+    w0 = time.time()
+    r.log(f"[health] measuring for {window:.0f} s")
+    await asyncio.sleep(window)
+    w1 = time.time()
+    after = procstat.sample_all(pids)
+    counts = delta(await scenarios.reading(op), req0)
+    calls1 = standin.counts()
+    minutes = (w1 - w0) / 60
+    cpu = procstat.cpu_delta(before, after)
+    by_method = {m: calls1.get(m, 0) - calls0.get(m, 0) for m in sorted(calls1)}
+    grpc_total = sum(by_method.values())
+    return {
+        "clusters": n,
+        "replicas": 1,
+        "partitions": PARTITIONS,
+        "all_ready": ready,
+        "all_ready_s": round(t_ready - t0, 1) if ready else None,
+        "all_led": all_led,
+        "all_led_s": round(t_led - t0, 1) if all_led else None,
+        "led": led(),
+        "settle_s": settled,
+        "status_restate_sample": sample,
+        "window_s": round(w1 - w0, 1),
+        "grpc_calls": by_method,
+        "grpc_calls_per_cluster_per_minute": round(grpc_total / n / minutes, 2),
+        "grpc_calls_per_cluster_per_minute_by_method": {
+            m: round(v / n / minutes, 2) for m, v in by_method.items()
+        },
+        "requests_per_minute": round(total(counts) / minutes, 1),
+        "requests_per_minute_excluding_watch": round(
+            sum(v for (verb, _), v in counts.items() if verb != "watch") / minutes, 1
+        ),
+        "requests_by_verb_kind": by_verb_kind(counts),
+        "operator_cpu_percent": round(100 * cpu.get("operator", 0.0) / (w1 - w0), 2),
+        "cpu_percent": {k: round(100 * v / (w1 - w0), 2) for k, v in cpu.items()},
+        "operator_rss_mib": round(after["operator"].rss_bytes / 1024**2, 1),
+        "operator_peak_rss_mib": round(after["operator"].peak_rss_bytes / 1024**2, 1),
+    }
