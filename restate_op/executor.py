@@ -273,7 +273,6 @@ class Executor:
             case RemoveFinalizer():
                 await self._remove_finalizer(effect)
             case RemoveMetadataMember():
-                fault_point("before-remove-metadata-member")
                 try:
                     await self._remove_member(effect.leader, effect.node_id)
                 except grpc.aio.AioRpcError as exc:

@@ -72,10 +72,6 @@ FAULT_POINTS: Final[Mapping[str, str]] = MappingProxyType(
             "RestateDeployment: a retired version is scaled to zero and about to be removed "
             "from Restate; Restate still lists it (a deregistration the next reconcile sends)."
         ),
-        "before-remove-metadata-member": (
-            "RestateCluster scale-down: the departing node is still a metadata-server member "
-            "and its pod still runs; the next reconcile asks the metadata leader again."
-        ),
         "before-remove-finalizer": (
             "RestateDeployment deletion: every registration is gone; the finalizer is about "
             "to be released, the object still exists."
