@@ -30,6 +30,7 @@ REPLICATION = "{node: 1}"
 METHODS = {
     "restate.node_ctl_svc.NodeCtlSvc": ("GetIdent",),
     "restate.cluster_ctrl.ClusterCtrlSvc": ("GetClusterState", "GetClusterConfiguration"),
+    "restate.metadata_server_svc.MetadataServerSvc": ("Status",),
 }
 
 
@@ -43,6 +44,11 @@ def cluster_state_answer(partitions: int = PARTITIONS) -> bytes:
     leads = b"".join(F(3, F(1, pid) + F(2, F(3, 1))) for pid in range(partitions))
     alive = F(1, F(1, 1) + F(2, 1)) + leads
     return F(1, F(4, F(1, 1) + F(2, F(1, alive))))
+
+
+def metadata_status_answer() -> bytes:
+    """The metadata cluster: node 1 its only member and its leader."""
+    return F(1, 3) + F(2, F(1, F(1, 1)) + F(2, F(1, 1) + F(2, 1))) + F(3, 1)
 
 
 def configuration_answer(partitions: int = PARTITIONS) -> bytes:
@@ -60,6 +66,7 @@ class HealthStandIn:
             "GetIdent": ident_answer(),
             "GetClusterState": cluster_state_answer(),
             "GetClusterConfiguration": configuration_answer(),
+            "Status": metadata_status_answer(),
         }
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         for service, methods in METHODS.items():
