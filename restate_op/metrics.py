@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from prometheus_client import Counter, Gauge, Histogram
 
 from restate_op import __version__
+from restate_op.restate_health import RESTATE_FIGURES
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,6 @@ class OperatorMetrics:
     def _drop(self, cluster: str, figure: str) -> None:
         with contextlib.suppress(KeyError):
             self.restate_cluster.remove(cluster, figure)
-
-
-#: The figures of ``restate_operator_restate_cluster``.
-RESTATE_FIGURES = ("partitions", "partitions_led", "replication", "nodes_alive", "metadata_members")
 
 
 METRICS = OperatorMetrics()

@@ -31,6 +31,7 @@ from restate_op.children.statefulset import desired_statefulset
 from restate_op.diff import DESIRED_HASH_ANNOTATION, desired_hash, up_to_date, with_desired_hash
 from restate_op.node_address import node_address
 from restate_op.observe import Observation
+from restate_op.pod_health import pod_names
 from restate_op.quantity import InvalidQuantity, quantity_bytes
 from restate_op.validation import SpecProblem, validate
 from restate_op.workload_identity import (
@@ -126,8 +127,8 @@ class ScaleDown:
     @property
     def replicas(self) -> int:
         """The StatefulSet's replicas for this reconcile."""
-        ready = self.blocked is None and self.leader_address is None and self.removing is None
-        return self.live - 1 if ready else self.live
+        may_go = self.blocked is None and self.leader_address is None
+        return self.live - 1 if may_go else self.live
 
     @property
     def removing(self) -> int | None:
@@ -472,7 +473,7 @@ def _scale_down(obs: Observation) -> ScaleDown | None:
     live = int(((sts or {}).get("spec") or {}).get("replicas", 0) or 0)
     if sts is None or target == 0 or live <= target or live <= 1:
         return None
-    departing = f"restate-{live - 1}"
+    departing = pod_names(live)[-1]
     health = obs.restate_health
     if health is None:
         return ScaleDown(live, target, departing, None, blocked="Restate's view not read yet")

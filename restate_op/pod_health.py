@@ -15,7 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from restate_op.api.lifecycle import Reason
-from restate_op.children.constants import CA_INIT_CONTAINER_NAME, CONTAINER_NAME
+from restate_op.children.constants import (
+    CA_INIT_CONTAINER_NAME,
+    CONTAINER_NAME,
+    STATEFULSET_NAME,
+)
 
 #: Waiting reasons of a container whose image the node does not have and cannot pull.
 IMAGE_REASONS = frozenset(
@@ -155,7 +159,7 @@ def pod_running(pods: Iterable[Mapping[str, Any]], name: str) -> bool:
 
 def pod_names(replicas: int) -> tuple[str, ...]:
     """The pods a StatefulSet of ``replicas`` runs, by ordinal."""
-    return tuple(f"restate-{i}" for i in range(replicas))
+    return tuple(f"{STATEFULSET_NAME}-{i}" for i in range(replicas))
 
 
 def running_pods(pods: Iterable[Mapping[str, Any]], replicas: int) -> tuple[str, ...]:

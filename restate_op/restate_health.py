@@ -25,12 +25,17 @@ from dataclasses import dataclass
 
 from restate_op import protowire as wire
 from restate_op.api.models import RestateHealthStatus
+from restate_op.pod_health import pod_names
+from restate_op.validation import replication_nodes
 
 #: How old a read may be before the next: while Ready, and while anything changes (a roll, a
 #: scale, a failure). Each read is one request per pod plus two: at 3 pods, 10 a minute
 #: while Ready (``python -m bench --only health`` measures it).
 HEALTH_REFRESH_READY = 30.0
 HEALTH_REFRESH_CHANGING = 5.0
+
+#: The figures of the ``restate_operator_restate_cluster`` gauge (a fixed label set).
+RESTATE_FIGURES = ("partitions", "partitions_led", "replication", "nodes_alive", "metadata_members")
 
 #: restate.common.MetadataServerStatus
 METADATA_STATUS = {
@@ -230,7 +235,7 @@ def health_status(
     if health.error is not None:
         return RestateHealthStatus(error=health.error)
     config = health.configuration
-    found = problems(health, tuple(f"restate-{i}" for i in range(replicas)))
+    found = problems(health, pod_names(replicas))
     return RestateHealthStatus(
         members=list(health.members),
         nodes_alive=sum(1 for n in health.nodes if n.alive),
@@ -243,26 +248,14 @@ def health_status(
 
 
 def health_figures(health: RestateHealth) -> dict[str, int | None]:
-    """The gauges of one read (``restate_op.metrics.RESTATE_FIGURES``); None: unknown."""
+    """The gauges of one read, by figure; None: unknown."""
     if not health.ok:
-        return dict.fromkeys(
-            ("partitions", "partitions_led", "replication", "nodes_alive", "metadata_members")
-        )
+        return dict.fromkeys(RESTATE_FIGURES)
     config = health.configuration
     return {
         "partitions": config.partitions if config is not None else None,
         "partitions_led": len(health.led),
-        "replication": replication_count(config.replication) if config is not None else None,
+        "replication": replication_nodes(config.replication) if config is not None else None,
         "nodes_alive": sum(1 for n in health.nodes if n.alive),
         "metadata_members": len(health.members),
     }
-
-
-def replication_count(prop: str | None) -> int | None:
-    """Nodes per partition of a replication property as Restate prints it (``{node: 2}``,
-    ``{zone: 2, node: 3}``: the largest count); None when absent or unreadable."""
-    if not prop:
-        return None
-    counts = [part.split(":")[-1].strip() for part in prop.strip().strip("{}").split(",")]
-    numbers = [int(c) for c in counts if c.isdigit()]
-    return max(numbers) if numbers and len(numbers) == len(counts) else None

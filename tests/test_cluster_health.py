@@ -23,9 +23,9 @@ from restate_op.restate_health import (
     PodHealth,
     RestateHealth,
     health_figures,
-    replication_count,
 )
 from restate_op.settings import OperatorSettings
+from restate_op.validation import replication_nodes
 from tests.test_verdicts import cluster, converged, observe
 
 NOW = 1_800_000_000.0
@@ -205,8 +205,8 @@ def test_a_spec_that_matches_or_says_nothing_has_no_drift() -> None:
 
 
 def test_gauges_follow_each_read_and_go_with_the_cluster() -> None:
-    assert replication_count("{zone: 2, node: 3}") == 3
-    assert replication_count("{node: x}") is None
+    assert replication_nodes("{zone: 2, node: 3}") == 3
+    assert replication_nodes("{node: x}") is None
     figures = health_figures(_healthy(dead=3))
     assert figures == {
         "partitions": 3,
