@@ -24,7 +24,6 @@ from restate_op.effects import (
     Provision,
     RemoveMetadataMember,
 )
-from restate_op.node_address import node_address
 from restate_op.observe import Observation
 from restate_op.plan import Plan
 from restate_op.pod_health import pod_running
@@ -137,12 +136,7 @@ def provision_restate(obs: Observation, plan: Plan) -> Planned:
         note = f"Waiting for pod {FIRST_POD} to run before provisioning"
         return Planned(requeue_after=5.0, notes=(note,))
     namespace = obs.cluster.name
-    target = node_address(
-        namespace,
-        obs.settings.cluster_dns,
-        pod=FIRST_POD,
-        template=obs.settings.node_address_template,
-    )
+    target = obs.node_address(FIRST_POD)
     return Planned((Provision(namespace, target),))
 
 

@@ -34,7 +34,6 @@ from restate_op.effects import (
     WriteStatus,
 )
 from restate_op.machine import load_machine
-from restate_op.node_address import node_address
 from restate_op.observe import Observation, Unreadable
 from restate_op.outcomes import ReconcileError, internal_error
 from restate_op.plan import Plan, make_plan
@@ -169,18 +168,7 @@ def health_reads(
     age = now - health.read_at if health is not None else None
     if age is not None and age < interval:
         return (), interval - age
-    targets = tuple(
-        (
-            pod,
-            node_address(
-                obs.cluster.name,
-                obs.settings.cluster_dns,
-                pod=pod,
-                template=obs.settings.node_address_template,
-            ),
-        )
-        for pod in running
-    )
+    targets = tuple((pod, obs.node_address(pod)) for pod in running)
     return (ReadClusterHealth(health_key(obs.cluster.name), targets),), 0.0
 
 
@@ -225,7 +213,7 @@ def conclude(
     status = build_status(
         MACHINE,
         verdict,
-        _figures(obs, decision.plan, provisioned),
+        _figures(obs, decision.plan, provisioned, drift),
         obs.cluster.metadata.generation,
         obs.recorded_status,
         now=rfc3339(now),
@@ -313,20 +301,18 @@ def _conclude_unreadable(obs: Unreadable, now: float) -> Conclusion:
     return Conclusion(effects=tuple(effects))
 
 
-def _restate_section(obs: Observation) -> RestateHealthStatus | None:
+def _restate_section(obs: Observation, drift: tuple[str, ...]) -> RestateHealthStatus | None:
     """``status.restate`` from the last read; before any (a restarted operator) the recorded
     one stands, so a restart writes nothing until Restate says something new."""
     if obs.restate_health is None:
         recorded = obs.recorded_status
         return recorded.restate if recorded is not None else None
-    return health_status(
-        obs.restate_health,
-        obs.cluster.spec.compute.desired_replicas,
-        config_drift(obs.cluster, obs.restate_health),
-    )
+    return health_status(obs.restate_health, obs.cluster.spec.compute.desired_replicas, drift)
 
 
-def _figures(obs: Observation, plan: Plan | None, provisioned: bool | None) -> Figures:
+def _figures(
+    obs: Observation, plan: Plan | None, provisioned: bool | None, drift: tuple[str, ...]
+) -> Figures:
     if plan is None:
         return lenient_figures(obs.raw)
     rollout = plan.rollout
@@ -336,5 +322,5 @@ def _figures(obs: Observation, plan: Plan | None, provisioned: bool | None) -> F
         requested_bytes=obs.cluster.spec.storage.storage_request_bytes,
         current_bytes=plan.volumes.current_bytes if plan.volumes else None,
         provisioned=provisioned,
-        restate=_restate_section(obs),
+        restate=_restate_section(obs, drift),
     )

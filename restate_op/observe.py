@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from restate_op.api.models import RestateCluster, RestateClusterStatus
+from restate_op.node_address import node_address
 from restate_op.restate_health import RestateHealth
 from restate_op.settings import Capabilities, OperatorSettings
 
@@ -63,6 +64,15 @@ class Observation:
         """The status the API server holds."""
         status = self.raw.get("status")
         return status if isinstance(status, Mapping) else None
+
+    def node_address(self, pod: str) -> str:
+        """Where the operator reaches ``pod``'s node port (provisioning, Restate's view)."""
+        return node_address(
+            self.cluster.name,
+            self.settings.cluster_dns,
+            pod=pod,
+            template=self.settings.node_address_template,
+        )
 
     def child(self, kind: str, name: str) -> Mapping[str, Any] | None:
         return self.children.get((kind, name))

@@ -29,7 +29,6 @@ from restate_op.children.service_account import desired_service_account
 from restate_op.children.services import desired_cluster_service, desired_service
 from restate_op.children.statefulset import desired_statefulset
 from restate_op.diff import DESIRED_HASH_ANNOTATION, desired_hash, up_to_date, with_desired_hash
-from restate_op.node_address import node_address
 from restate_op.observe import Observation
 from restate_op.pod_health import pod_names
 from restate_op.quantity import InvalidQuantity, quantity_bytes
@@ -488,10 +487,4 @@ def _scale_down(obs: Observation) -> ScaleDown | None:
         return ScaleDown(
             live, target, departing, node_id, blocked="the metadata cluster has no leader"
         )
-    address = node_address(
-        obs.cluster.name,
-        obs.settings.cluster_dns,
-        pod=leader_pod,
-        template=obs.settings.node_address_template,
-    )
-    return ScaleDown(live, target, departing, node_id, leader_address=address)
+    return ScaleDown(live, target, departing, node_id, leader_address=obs.node_address(leader_pod))
