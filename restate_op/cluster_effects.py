@@ -23,6 +23,7 @@ from restate_op.effects import (
     PatchClaimSize,
     Provision,
     RemoveMetadataMember,
+    RestartPod,
 )
 from restate_op.observe import Observation
 from restate_op.plan import Plan
@@ -165,6 +166,39 @@ def scale_down(obs: Observation, plan: Plan) -> Planned:
     return Planned(requeue_after=5.0)
 
 
+def roll_pods(obs: Observation, plan: Plan) -> Planned:
+    """Restart the next pod of a rolling update when Restate lets it go (``plan.roll``);
+    the StatefulSet re-creates it from the new template. Waiting needs nothing: the pods'
+    events and the health reads' clock bring the cluster back."""
+    roll = plan.roll
+    if roll is None or roll.restart is None:
+        return Planned()
+    node = ""
+    if obs.restate_health is not None:
+        found = next((p.node_id for p in obs.restate_health.pods if p.pod == roll.restart), None)
+        node = f" (N{found})" if found is not None else ""
+    if roll.broken:
+        paced = "it was not ready on the old template"
+    elif roll.unchecked:
+        paced = "paced by readiness alone: Restate's view unread"
+    else:
+        paced = "paced by Restate's health"
+    return Planned(
+        (
+            RestartPod(obs.cluster.name, roll.restart, roll.restart_uid, health_key(obs)),
+            Emit(
+                obs.raw,
+                "Normal",
+                "PodRestarted",
+                "RollingUpdate",
+                f"Restarted pod {roll.restart}{node} for the new pod template "
+                f"({roll.updated}/{roll.total} updated before it; {paced})",
+            ),
+        ),
+        requeue_after=5.0,
+    )
+
+
 def health_key(obs: Observation) -> tuple[str, str]:
     return (HEALTH_MEMORY, obs.cluster.name)
 
@@ -179,5 +213,6 @@ PLANNERS: Mapping[str, Planner] = {
     "delete_stale_children": delete_stale_children,
     "expand_volumes": expand_volumes,
     "provision_restate": provision_restate,
+    "roll_pods": roll_pods,
     "scale_down": scale_down,
 }

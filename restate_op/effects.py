@@ -207,6 +207,18 @@ class RemoveMetadataMember:
     health_key: tuple[str, str]
 
 
+@dataclass(frozen=True)
+class RestartPod:
+    """Delete pod ``name`` (only the one with ``uid``: a pod re-created since is left alone)
+    so its StatefulSet re-creates it from the new template; Restate's view is read afresh
+    next (``health_key``: the read in memory is dropped, it predates the restart)."""
+
+    namespace: str
+    name: str
+    uid: str | None
+    health_key: tuple[str, str]
+
+
 Effect = (
     Apply
     | Delete
@@ -223,6 +235,7 @@ Effect = (
     | QueryRestate
     | ReadClusterHealth
     | RemoveMetadataMember
+    | RestartPod
 )
 
 

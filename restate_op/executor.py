@@ -44,6 +44,7 @@ from restate_op.effects import (
     Remember,
     RemoveFinalizer,
     RemoveMetadataMember,
+    RestartPod,
     WriteStatus,
 )
 from restate_op.faults import fault_point
@@ -283,6 +284,20 @@ class Executor:
                 finally:
                     self.memory.drop(effect.health_key)
                 log.info("removed node N%s from the metadata cluster", effect.node_id)
+            case RestartPod():
+                try:
+                    await with_retries(
+                        self.client.delete,
+                        resources.POD,
+                        effect.name,
+                        effect.namespace,
+                        uid_precondition=effect.uid,
+                    )
+                except Conflict:
+                    log.info("pod %s was re-created before its restart", effect.name)
+                finally:
+                    self.memory.drop(effect.health_key)
+                log.info("restarted pod %s/%s (rolling update)", effect.namespace, effect.name)
             case ReadClusterHealth():
                 known = self.memory.get(effect.key)
                 health = await self._read_health(
