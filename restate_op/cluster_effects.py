@@ -24,10 +24,12 @@ from restate_op.effects import (
     Provision,
     RemoveMetadataMember,
     RestartPod,
+    SwitchToOnDelete,
 )
 from restate_op.observe import Observation
 from restate_op.plan import Plan
 from restate_op.pod_health import pod_running
+from restate_op.roll import on_delete
 
 FIRST_POD = f"{STATEFULSET_NAME}-0"
 
@@ -54,6 +56,9 @@ def apply_children(obs: Observation, plan: Plan) -> Planned:
         # Only an adopted namespace can hold someone else's object of the same name: a
         # namespace the operator created is checked by nobody, at no request per child.
         foreign_possible = plan.namespace == "adopted" and obs.child(kind, name) is None
+        live = obs.child(kind, name)
+        if kind == "StatefulSet" and live is not None and not on_delete(live):
+            effects.append(SwitchToOnDelete(obs.cluster.name, name))
         effects.append(
             Apply(
                 manifest,

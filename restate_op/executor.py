@@ -45,6 +45,7 @@ from restate_op.effects import (
     RemoveFinalizer,
     RemoveMetadataMember,
     RestartPod,
+    SwitchToOnDelete,
     WriteStatus,
 )
 from restate_op.faults import fault_point
@@ -284,6 +285,15 @@ class Executor:
                 finally:
                     self.memory.drop(effect.health_key)
                 log.info("removed node N%s from the metadata cluster", effect.node_id)
+            case SwitchToOnDelete():
+                await with_retries(
+                    self.client.patch_merge,
+                    resources.STATEFUL_SET,
+                    effect.name,
+                    effect.namespace,
+                    {"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": None}}},
+                )
+                log.info("StatefulSet %s/%s now rolls OnDelete", effect.namespace, effect.name)
             case RestartPod():
                 try:
                     await with_retries(

@@ -11,7 +11,7 @@ from typing import Any
 
 from restate_op.cluster_effects import health_key
 from restate_op.decide import decide
-from restate_op.effects import Emit, RestartPod
+from restate_op.effects import Apply, Emit, RestartPod, SwitchToOnDelete
 from restate_op.observe import Observation
 from restate_op.plan import make_plan
 from restate_op.restate_health import (
@@ -270,3 +270,26 @@ def test_on_delete_rollout_is_settled_once_every_pod_is_updated() -> None:
     rollout = make_plan(obs, NOW).rollout
     assert rollout is not None and rollout.settled and rollout.complete
     assert make_plan(obs, NOW).roll is None
+
+
+def test_a_statefulset_made_before_ordered_rolls_is_switched_before_the_apply() -> None:
+    # The API server defaulted rollingUpdate.partition for nobody: an apply of OnDelete
+    # alone is refused (422), so a merge patch that drops it goes first.
+    obs = _rolling(_health(), [_pod(p, NEW) for p in PODS])
+    children = dict(obs.children)
+    old = copy.deepcopy(dict(children[("StatefulSet", "restate")]))
+    old["spec"]["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+    old["metadata"]["annotations"] = {}
+    children[("StatefulSet", "restate")] = old
+    decision = decide(replace(obs, children=children), NOW)
+    kinds = [type(e).__name__ for e in decision.effects]
+    assert "SwitchToOnDelete" in kinds
+    switch = kinds.index("SwitchToOnDelete")
+    apply = next(
+        i
+        for i, e in enumerate(decision.effects)
+        if isinstance(e, Apply) and e.kind == "StatefulSet"
+    )
+    assert decision.effects[switch] == SwitchToOnDelete("rc", "restate") and switch < apply
+    # An OnDelete StatefulSet is applied as usual.
+    assert not any(isinstance(e, SwitchToOnDelete) for e in decide(obs, NOW).effects)
