@@ -115,11 +115,21 @@ def statefulset_settled(kubectl: Kubectl, cluster: str) -> dict[str, Any] | None
         return None
     status = sts.get("status", {})
     want = sts["spec"]["replicas"]
+    if sts["spec"]["updateStrategy"]["type"] == "OnDelete":
+        # The operator restarts the pods and OnDelete never moves currentRevision
+        # (kubernetes#73492): the pods' revisions say the roll is over.
+        pods = kubectl.json("get", "pods", "-n", cluster, "-l", "app.kubernetes.io/name=restate")
+        labels = [p["metadata"]["labels"] for p in pods["items"]]
+        rolled = {lab.get("controller-revision-hash") for lab in labels} == {
+            status.get("updateRevision")
+        }
+    else:  # upstream's, as it left it
+        rolled = status.get("currentRevision") == status.get("updateRevision")
     ok = (
         status.get("observedGeneration") == sts["metadata"]["generation"]
         and status.get("readyReplicas") == want
         and status.get("updatedReplicas") == want
-        and status.get("currentRevision") == status.get("updateRevision")
+        and rolled
     )
     return sts if ok else None
 
@@ -276,11 +286,13 @@ def test_restate_op_takes_over_what_upstream_left(
                     print(kubectl.run("get", "sts,pods,pvc", "-n", cluster, "-o", "wide").stdout)
                     raise
             for cluster in CLUSTERS:
-                wait_for(
+                settled = wait_for(
                     lambda c=cluster: statefulset_settled(kubectl, c),  # type: ignore[misc]
                     120,
                     what=f"{cluster} rollout settled",
                 )
+                # Upstream's RollingUpdate (with its defaulted partition) is now the operator's.
+                assert settled["spec"]["updateStrategy"] == {"type": "OnDelete"}, settled["spec"]
             time.sleep(3)  # a second apply (and a second revision) would show by now
         after = {c: inventory(kubectl, c) for c in CLUSTERS}
         clusters_after = {c: kubectl.json("get", "restatecluster", c) for c in CLUSTERS}
