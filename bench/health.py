@@ -110,12 +110,21 @@ def _all_led(status: dict[str, Any]) -> bool:
     return bool(parts) and led == parts
 
 
+#: The two operators measured on the same clusters, one after the other: health reads off
+#: (each cluster read once when the operator starts, none while Ready), then on (the default
+#: interval). The first is the baseline the issue's "CPU and RSS unchanged" compares with.
+MODES = (("reads off", ("--restate-health-seconds", "0")), ("reads on", ()))
+
+
 async def scenario(
     r: scenarios.Rig, standin: HealthStandIn, n: int, window: float, within: float
 ) -> dict[str, Any]:
-    """Operator started on the stand-in's socket; ``n`` clusters; then a measured window."""
-    op: BenchOperator = await r.start_operator(
-        "operator-health", node_address_template=f"unix://{standin.socket}"
+    """``n`` clusters made Ready and led by a first operator on the stand-in's socket; then
+    a fresh operator per mode (``MODES``) over the same clusters, each measured for
+    ``window`` seconds once it has read every cluster and settled."""
+    template = f"unix://{standin.socket}"
+    setup: BenchOperator = await r.start_operator(
+        "operator-health-setup", node_address_template=template
     )
     names = [f"health-{i:04d}" for i in range(n)]
     t0 = time.time()
@@ -130,24 +139,11 @@ async def scenario(
     all_led = await r.probe.until(lambda: led() >= n, within)
     t_led = time.time()
     r.log(f"[health] {n} clusters Ready after {t_ready - t0:.1f} s, led after {t_led - t0:.1f} s")
-    settled = await scenarios.settle(op)
     sample = _restate_status(r.probe.clusters.get(None, names[0]))
-
-    pids = r.pids(op)
-    before = procstat.sample_all(pids)
-    req0 = await scenarios.reading(op)
-    calls0 = standin.counts()
-    w0 = time.time()
-    r.log(f"[health] measuring for {window:.0f} s")
-    await asyncio.sleep(window)
-    w1 = time.time()
-    after = procstat.sample_all(pids)
-    counts = delta(await scenarios.reading(op), req0)
-    calls1 = standin.counts()
-    minutes = (w1 - w0) / 60
-    cpu = procstat.cpu_delta(before, after)
-    by_method = {m: calls1.get(m, 0) - calls0.get(m, 0) for m in sorted(calls1)}
-    grpc_total = sum(by_method.values())
+    await r.stop_operator(setup)
+    runs = {}
+    for mode, args in MODES:
+        runs[mode] = await _measure(r, standin, n, mode, args, window, within)
     return {
         "clusters": n,
         "replicas": 1,
@@ -157,8 +153,56 @@ async def scenario(
         "all_led": all_led,
         "all_led_s": round(t_led - t0, 1) if all_led else None,
         "led": led(),
-        "settle_s": settled,
         "status_restate_sample": sample,
+        **runs["reads on"],
+        "baseline": runs["reads off"],
+    }
+
+
+async def _measure(
+    r: scenarios.Rig,
+    standin: HealthStandIn,
+    n: int,
+    mode: str,
+    args: tuple[str, ...],
+    window: float,
+    within: float,
+) -> dict[str, Any]:
+    """A fresh operator with ``args`` over the ``n`` Ready clusters: its first read of each,
+    a settle, then the measured window; stopped after."""
+    idents = standin.counts().get("GetIdent", 0)
+    op = await r.start_operator(
+        f"operator-health-{mode.replace(' ', '-')}",
+        args,
+        node_address_template=f"unix://{standin.socket}",
+    )
+    try:
+        read_all = await r.probe.until(
+            lambda: standin.counts().get("GetIdent", 0) - idents >= n, within
+        )
+        settled = await scenarios.settle(op)
+        pids = r.pids(op)
+        before = procstat.sample_all(pids)
+        req0 = await scenarios.reading(op)
+        calls0 = standin.counts()
+        w0 = time.time()
+        r.log(f"[health] {mode}: measuring for {window:.0f} s")
+        await asyncio.sleep(window)
+        w1 = time.time()
+        after = procstat.sample_all(pids)
+        counts = delta(await scenarios.reading(op), req0)
+        calls1 = standin.counts()
+    finally:
+        await r.stop_operator(op)
+    minutes = (w1 - w0) / 60
+    cpu = procstat.cpu_delta(before, after)
+    by_method = {m: calls1.get(m, 0) - calls0.get(m, 0) for m in sorted(calls1)}
+    grpc_total = sum(by_method.values())
+    return {
+        "mode": mode,
+        "operator_args": list(args),
+        "read_every_cluster": read_all,
+        "settle_s": settled,
         "window_s": round(w1 - w0, 1),
         "grpc_calls": by_method,
         "grpc_calls_per_cluster_per_minute": round(grpc_total / n / minutes, 2),

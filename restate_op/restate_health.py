@@ -28,9 +28,10 @@ from restate_op.api.models import RestateHealthStatus
 from restate_op.pod_health import pod_names
 from restate_op.validation import replication_nodes
 
-#: How old a read may be before the next: while Ready, and while anything changes (a roll, a
-#: scale, a failure). Each read is one request per pod plus two: at 3 pods, 10 a minute
-#: while Ready (``python -m bench --only health`` measures it).
+#: How old a read may be before the next: while Ready (the default of
+#: ``--restate-health-seconds``), and while anything changes (a roll, a scale, a failure).
+#: Each read is one request per pod plus two (three with a metadata member): at 3 pods, 12
+#: a minute while Ready (``python -m bench --only health`` measures it).
 HEALTH_REFRESH_READY = 30.0
 HEALTH_REFRESH_CHANGING = 5.0
 

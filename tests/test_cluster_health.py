@@ -75,6 +75,19 @@ def test_a_ready_cluster_is_read_again_only_after_the_interval() -> None:
     assert any(isinstance(e, ReadClusterHealth) for e in due.effects)
 
 
+def test_the_ready_interval_is_a_flag_whose_zero_reads_only_once() -> None:
+    assert OperatorSettings().restate_health_seconds == HEALTH_REFRESH_READY
+    never = OperatorSettings(status_coalesce_seconds=0, restate_health_seconds=0)
+    first = decide(replace(_ready_cluster(None), settings=never), NOW)
+    assert any(isinstance(e, ReadClusterHealth) for e in first.effects)
+    old = replace(_ready_cluster(_healthy(read_at=NOW - 3600)), settings=never)
+    later = decide(old, NOW)
+    assert later.phase == "Ready"
+    assert not any(isinstance(e, ReadClusterHealth) for e in later.effects)
+    changing = replace(_ready_cluster(_healthy(read_at=NOW - 10, dead=3)), settings=never)
+    assert any(isinstance(e, ReadClusterHealth) for e in decide(changing, NOW).effects)
+
+
 def test_a_changing_cluster_is_read_more_often() -> None:
     obs = _ready_cluster(_healthy(read_at=NOW - HEALTH_REFRESH_CHANGING, dead=3))
     decision = decide(obs, NOW)
