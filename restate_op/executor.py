@@ -52,6 +52,7 @@ from restate_op.kube.client import KubeClient
 from restate_op.kube.errors import Conflict, KubeError, is_transient, with_retries
 from restate_op.kube.events import EventRecorder
 from restate_op.metrics import METRICS
+from restate_op.node_channels import NodeChannels
 from restate_op.outcomes import (
     InvalidInput,
     PermanentError,
@@ -67,7 +68,9 @@ from restate_op.restate_health_reader import read_health, remove_metadata_member
 log = logging.getLogger(__name__)
 
 Provisioner = Callable[[str], Awaitable[ProvisionResult]]
-HealthReader = Callable[[Mapping[str, str], float, RestateHealth | None], Awaitable[RestateHealth]]
+HealthReader = Callable[
+    [Mapping[str, str], float, RestateHealth | None, NodeChannels], Awaitable[RestateHealth]
+]
 
 
 class Memory:
@@ -143,9 +146,12 @@ class Executor:
         clock: Callable[[], float] = time.time,
         read_health: HealthReader = read_health,
         remove_member: Callable[[str, int], Awaitable[None]] = remove_metadata_member,
+        node_channels: NodeChannels | None = None,
     ) -> None:
         self.client = client
         self._read_health = read_health
+        #: The health reads' gRPC channels, one per node address, kept between reads.
+        self.node_channels = node_channels if node_channels is not None else NodeChannels()
         self._remove_member = remove_member
         self.recorder = recorder
         self.memory = memory
@@ -163,6 +169,7 @@ class Executor:
         return self._admin
 
     async def close(self) -> None:
+        await self.node_channels.close()
         if self._admin is not None:
             await self._admin.aclose()
             self._admin = None
@@ -250,6 +257,8 @@ class Executor:
                     # A cluster gone: its gauges go with it (bounded by the live clusters).
                     METRICS.forget_cluster(effect.key[1])
                 self.memory.drop(effect.key)
+                # A cluster's health key: its pods' channels go (a no-op for other keys).
+                await self.node_channels.release(effect.key)
             case RegisterDeployment():
                 fault_point(f"before-register-{effect.version}")
                 result = await restate_admin.register(self.admin, effect)
@@ -285,10 +294,14 @@ class Executor:
                 log.info("removed node N%s from the metadata cluster", effect.node_id)
             case ReadClusterHealth():
                 known = self.memory.get(effect.key)
+                targets = dict(effect.targets)
+                # Pods scaled away since the last read: their channels go.
+                await self.node_channels.hold(effect.key, targets.values())
                 health = await self._read_health(
-                    dict(effect.targets),
+                    targets,
                     self._clock(),
                     known if isinstance(known, RestateHealth) else None,
+                    self.node_channels,
                 )
                 if health.error is not None:
                     log.info("Restate's health unread (%s): %s", effect.key[1], health.error)
