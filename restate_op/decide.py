@@ -40,6 +40,7 @@ from restate_op.plan import Plan, make_plan
 from restate_op.pod_health import recheck_after, running_pods
 from restate_op.restate_drift import config_drift
 from restate_op.restate_health import (
+    HEALTH_READ_SLACK,
     HEALTH_REFRESH_CHANGING,
     health_status,
 )
@@ -157,8 +158,11 @@ def health_reads(
 
     Not a state's effect: it follows time, not a transition. Every
     ``--restate-health-seconds`` while Ready (0: never again once read), every
-    ``HEALTH_REFRESH_CHANGING`` while the cluster changes; after a read the cluster is judged
-    again at once with the answer.
+    ``HEALTH_REFRESH_CHANGING`` while the cluster changes (a read due within
+    ``HEALTH_READ_SLACK`` is made now: the last one was timed by the executor, a moment
+    after its decision). The cluster is judged again with the answer at once if it says
+    something new (the executor requeues), else at the next read: the same answer would
+    decide the same.
     """
     running = running_pods(obs.pods, obs.cluster.spec.compute.desired_replicas)
     if not running:
@@ -168,10 +172,10 @@ def health_reads(
     if interval == 0 and health is not None:
         return (), None  # --restate-health-seconds 0: no reads while Ready
     age = now - health.read_at if health is not None else None
-    if age is not None and age < interval:
+    if age is not None and age < interval - HEALTH_READ_SLACK:
         return (), interval - age
     targets = tuple((pod, obs.node_address(pod)) for pod in running)
-    return (ReadClusterHealth(health_key(obs.cluster.name), targets),), 0.0
+    return (ReadClusterHealth(health_key(obs.cluster.name), targets),), interval or None
 
 
 def conclude(

@@ -293,18 +293,16 @@ class Executor:
                     self.memory.drop(effect.health_key)
                 log.info("removed node N%s from the metadata cluster", effect.node_id)
             case ReadClusterHealth():
-                known = self.memory.get(effect.key)
+                stored = self.memory.get(effect.key)
+                known = stored if isinstance(stored, RestateHealth) else None
                 targets = dict(effect.targets)
                 # Pods scaled away since the last read: their channels go.
                 await self.node_channels.hold(effect.key, targets.values())
-                health = await self._read_health(
-                    targets,
-                    self._clock(),
-                    known if isinstance(known, RestateHealth) else None,
-                    self.node_channels,
-                )
+                health = await self._read_health(targets, self._clock(), known, self.node_channels)
                 if health.error is not None:
                     log.info("Restate's health unread (%s): %s", effect.key[1], health.error)
+                if not health.says_the_same(known):
+                    outcome.requeue(0.0)  # judged again at once with what is new
                 self.memory.put(effect.key, health)
                 METRICS.record_restate(effect.key[1], health_figures(health))
 

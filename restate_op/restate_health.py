@@ -21,7 +21,7 @@ asks, and only the executor calls it. Field numbers are those of Restate's ``.pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from restate_op import protowire as wire
 from restate_op.api.models import RestateHealthStatus
@@ -34,6 +34,8 @@ from restate_op.validation import replication_nodes
 #: a minute while Ready (``python -m bench --only health`` measures it).
 HEALTH_REFRESH_READY = 30.0
 HEALTH_REFRESH_CHANGING = 5.0
+#: A read due within this is made at once (see ``restate_op.decide.health_reads``).
+HEALTH_READ_SLACK = 1.0
 
 #: The figures of the ``restate_operator_restate_cluster`` gauge (a fixed label set).
 RESTATE_FIGURES = ("partitions", "partitions_led", "replication", "nodes_alive", "metadata_members")
@@ -115,6 +117,10 @@ class RestateHealth:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def says_the_same(self, other: RestateHealth | None) -> bool:
+        """Whether ``other`` is the same answer, read at another time."""
+        return other is not None and replace(other, read_at=self.read_at) == self
 
     def pod_of(self, node_id: int) -> str | None:
         return next((p.pod for p in self.pods if p.node_id == node_id), None)

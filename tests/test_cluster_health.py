@@ -63,7 +63,15 @@ def test_running_pods_are_asked_at_once_when_nothing_was_read() -> None:
     assert read.key == health_key("rc")
     assert [pod for pod, _ in read.targets] == list(PODS)
     assert read.targets[1][1] == "restate-1.restate-cluster.rc.svc.cluster.local:5122"
-    assert decision.requeue_after == 0.0
+    # Judged again at once only if the answer is new: the executor requeues then.
+    assert decision.requeue_after == HEALTH_REFRESH_READY
+
+
+def test_a_read_due_within_the_slack_is_made_now() -> None:
+    late = decide(_ready_cluster(_healthy(read_at=NOW - HEALTH_REFRESH_READY + 0.5)), NOW)
+    assert any(isinstance(e, ReadClusterHealth) for e in late.effects)
+    early = decide(_ready_cluster(_healthy(read_at=NOW - HEALTH_REFRESH_READY + 2)), NOW)
+    assert early.requeue_after == 2
 
 
 def test_a_ready_cluster_is_read_again_only_after_the_interval() -> None:
