@@ -8,11 +8,15 @@ the name again), so a pod restarted on a new IP needs nothing from us; a call th
 its node unreachable still drops the channel, so the next read starts afresh instead of
 waiting out grpc's reconnect backoff.
 
+A kept channel costs memory, about 30 KiB with its connection (grpc core's transport):
+``max_channels`` bounds them (``--restate-health-channels``). A full pool opens a channel
+for the one read and closes it after, as with no pool (0), rather than evicting another:
+reads come round every cluster in turn, so an evicted channel would be the next one needed.
+
 A channel goes when nothing holds its address any more (a cluster deleted, a pod scaled
 away: :meth:`NodeChannels.hold`, :meth:`NodeChannels.release`), when unused for
-``idle_seconds``, when the pool is full (the least recently used), and all of them on
-:meth:`NodeChannels.close`. A channel in use by a read is closed only once that read gives
-it back.
+``idle_seconds``, and all of them on :meth:`NodeChannels.close`. A channel in use by a read
+is closed only once that read gives it back.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ import grpc.aio
 #: Long enough to outlast any read interval (30 s while Ready), short enough that the
 #: addresses of a deleted cluster do not linger.
 IDLE_SECONDS = 300.0
-#: Far above what one operator reads (1000 clusters of 3 pods); a bound, not a budget.
-MAX_CHANNELS = 4096
+#: The default of ``--restate-health-channels``: ~30 MiB at most.
+MAX_CHANNELS = 1024
 
 Connect = Callable[[str], grpc.aio.Channel]
 
@@ -74,7 +78,7 @@ class NodeChannels:
         taken: dict[str, _Entry] = {}
         try:
             for target in dict.fromkeys(targets):
-                taken[target] = await self._take(target)
+                taken[target] = self._take(target)
             yield {target: entry.channel for target, entry in taken.items()}
         finally:
             now = self._clock()
@@ -118,14 +122,14 @@ class NodeChannels:
             entry.evicted = True
         await asyncio.gather(*(entry.channel.close() for entry in entries))
 
-    async def _take(self, target: str) -> _Entry:
+    def _take(self, target: str) -> _Entry:
         entry = self._entries.get(target)
         if entry is None:
-            if len(self._entries) >= self._max_channels:
-                oldest = min(self._entries, key=lambda t: self._entries[t].last_used)
-                await self.discard(oldest)
             entry = _Entry(self._connect(target), self._clock())
-            self._entries[target] = entry
+            if len(self._entries) < self._max_channels:
+                self._entries[target] = entry
+            else:
+                entry.evicted = True  # full: this read's own, closed when given back
         entry.users += 1
         entry.last_used = self._clock()
         return entry

@@ -120,6 +120,13 @@ class OperatorSettings(BaseSettings):
         "cluster is Ready; while it changes every 5 s (0: no reads while Ready but the first "
         "after the operator starts, so a node that fails shows only in its probes)",
     )
+    restate_health_channels: int = Field(
+        1024,
+        ge=0,
+        description="gRPC channels to Restate pods the health reads keep open between reads, "
+        "one per pod address (about 30 KiB each); beyond them a read opens its own and closes "
+        "it after (0: every read does)",
+    )
     restate_deployments: bool = Field(
         False,
         description="also reconcile RestateDeployments and RestateCloudEnvironments "

@@ -109,13 +109,22 @@ async def test_an_idle_channel_goes_at_a_lease_soon_after_its_idle_time() -> Non
     assert opened.open() == ["b", "a"]
 
 
-async def test_a_full_pool_drops_the_least_recently_used() -> None:
-    channels, opened, clock = pool(max_channels=2)
-    for target in ("a", "b", "a", "c"):
-        clock.now += 1
-        await lease(channels, target)
-    assert sorted(opened.open()) == ["a", "c"]
-    assert len(channels) == 2
+async def test_a_full_pool_lends_a_channel_for_one_read_and_keeps_the_ones_it_has() -> None:
+    channels, opened, _ = pool(max_channels=2)
+    await lease(channels, "a", "b")
+    async with channels.lease(["c", "a"]) as got:
+        assert opened.open() == ["a", "b", "c"]
+        assert got["a"] is opened.channels[0]
+    assert opened.open() == ["a", "b"] and "c" not in channels
+    await lease(channels, "c")
+    assert [c.target for c in opened.channels] == ["a", "b", "c", "c"]
+
+
+async def test_no_pool_at_all_is_a_channel_per_read() -> None:
+    channels, opened, _ = pool(max_channels=0)
+    await lease(channels, "a")
+    await lease(channels, "a")
+    assert [c.target for c in opened.channels] == ["a", "a"] and opened.open() == []
 
 
 async def test_a_channel_in_use_is_closed_only_when_given_back() -> None:

@@ -46,6 +46,13 @@ FLAGS: list[tuple[str, str, str, object, str]] = [
     ("--discovery-seconds", "5", "discovery_seconds", 5.0, "DISCOVERY_SECONDS"),
     ("--status-coalesce", "0", "status_coalesce_seconds", 0.0, "STATUS_COALESCE_SECONDS"),
     ("--restate-health-seconds", "0", "restate_health_seconds", 0.0, "RESTATE_HEALTH_SECONDS"),
+    (
+        "--restate-health-channels",
+        "0",
+        "restate_health_channels",
+        0,
+        "RESTATE_HEALTH_CHANNELS",
+    ),
     ("--restate-deployments", "true", "restate_deployments", True, "RESTATE_DEPLOYMENTS"),
     (
         "--tunnel-client-default-image",
@@ -159,6 +166,7 @@ def test_an_empty_environment_variable_leaves_an_optional_setting_unset(
         ["--concurrency", "many"],
         ["--status-coalesce", "-1"],
         ["--restate-health-seconds", "-1"],
+        ["--restate-health-channels", "-1"],
         ["--lease-duration", "soon"],
         ["--leader-elect", "maybe"],
         ["--http-port", "80.5"],
