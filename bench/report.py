@@ -318,7 +318,9 @@ def health_markdown(h: dict[str, Any], scale: list[dict[str, Any]]) -> list[str]
             "Each row is a fresh operator over the same Ready clusters, one after the other, "
             "measured once it had read every cluster and settled: reads off "
             "(`--restate-health-seconds 0`, no reads while Ready) is the baseline, reads on "
-            "the default (every 30 s).",
+            "the default (every 30 s, channels kept between reads); a channel per read "
+            "(`--restate-health-channels 0`) opens and closes one per pod each read, as "
+            "before the operator kept them.",
         ]
     out += [
         "",
@@ -326,13 +328,18 @@ def health_markdown(h: dict[str, Any], scale: list[dict[str, Any]]) -> list[str]
         "| operator CPU % | operator RSS MiB |",
         "|---|---|---|---|---|---|---|",
     ]
-    if base is not None:
-        out.append(row("reads off (baseline)", base, n))
-    out.append(row("reads on" if base is not None else "health", h, n))
-    if base is not None:
-        cpu = h["operator_cpu_percent"] - base["operator_cpu_percent"]
-        rss = h["operator_rss_mib"] - base["operator_rss_mib"]
-        out.append(f"| on - off | | | | | {cpu:+.2f} | {rss:+.1f} |")
+    if base is None:
+        out.append(row("health", h, n))
+    else:
+        # The first mode is the baseline (bench.health.MODES).
+        modes: dict[str, dict[str, Any]] = h.get("modes") or {"reads off": base, "reads on": h}
+        (first, _), *others = modes.items()
+        out.append(row(f"{first} (baseline)", base, n))
+        out += [row(mode, m, n) for mode, m in others]
+        for mode, m in others:
+            cpu = m["operator_cpu_percent"] - base["operator_cpu_percent"]
+            rss = m["operator_rss_mib"] - base["operator_rss_mib"]
+            out.append(f"| {mode} - baseline | | | | | {cpu:+.2f} | {rss:+.1f} |")
     if near is not None:
         out.append(
             row(

@@ -46,5 +46,17 @@ def test_the_report_puts_reads_on_beside_the_same_runs_baseline() -> None:
     table = "\n".join(report.health_markdown({**run, "baseline": _window(0.5, 82.5, 0.0)}, []))
     assert "| reads off (baseline) | 100 | 120 | 0 | 8.5 (8.5) | 0.5 | 82.5 |" in table
     assert "| reads on | 100 | 120 | 8 | 8.5 (8.5) | 1.25 | 84 |" in table
-    assert "| on - off | | | | | +0.75 | +1.5 |" in table
+    assert "| reads on - baseline | | | | | +0.75 | +1.5 |" in table
     assert "No idle figures" not in table
+    modes = {"reads off": _window(0.5, 82.5, 0.0), "per read": _window(2.0, 82.0, 8.0)}
+    three = "\n".join(
+        report.health_markdown(
+            {**run, "baseline": modes["reads off"], "modes": {**modes, "reads on": run}}, []
+        )
+    )
+    assert "| per read - baseline | | | | | +1.50 | -0.5 |" in three
+    assert (
+        three.index("| reads off (baseline) |")
+        < three.index("| per read |")
+        < three.index("| reads on |")
+    )

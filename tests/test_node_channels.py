@@ -148,7 +148,7 @@ async def test_close_closes_every_channel() -> None:
 
 @pytest.fixture
 def standin(tmp_path: Path) -> Iterator[HealthStandIn]:
-    node = HealthStandIn(tmp_path / "node.sock").start()
+    node = HealthStandIn(tmp_path / "nodes", ["rc"]).start()
     yield node
     node.stop()
 
@@ -162,10 +162,10 @@ class Counting(Opened):
 
 
 async def test_reads_share_one_channel_and_an_unreachable_node_loses_its_own(
-    standin: HealthStandIn, tmp_path: Path
+    standin: HealthStandIn,
 ) -> None:
-    node = f"unix://{standin.socket}"
-    absent = f"unix://{tmp_path / 'absent.sock'}"
+    node = standin.address("rc")
+    absent = standin.address("absent")
     opened = Counting()
     channels = NodeChannels(connect=opened)
     try:
@@ -182,7 +182,7 @@ async def test_reads_share_one_channel_and_an_unreachable_node_loses_its_own(
 
 
 async def test_a_read_without_a_pool_closes_what_it_opened(standin: HealthStandIn) -> None:
-    health = await read_health({"restate-0": f"unix://{standin.socket}"}, 0.0)
+    health = await read_health({"restate-0": standin.address("rc")}, 0.0)
     assert health.ok
 
 
@@ -196,7 +196,7 @@ async def test_the_executor_reads_through_its_pool_and_forgets_a_clusters_channe
     recorder = EventRecorder(client, reporting_controller="test", reporting_instance="test-0")
     opened = Counting()
     ex = Executor(client, recorder, Memory(), node_channels=NodeChannels(connect=opened))
-    node = f"unix://{standin.socket}"
+    node = standin.address("rc")
     key = ("restatecluster-health", "rc")
     read = ReadClusterHealth(key, (("restate-0", node),))
     first, second = await ex.run([read]), await ex.run([read])
