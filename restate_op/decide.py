@@ -160,9 +160,10 @@ def health_reads(
     ``--restate-health-seconds`` while Ready (0: never again once read), every
     ``HEALTH_REFRESH_CHANGING`` while the cluster changes (a read due within
     ``HEALTH_READ_SLACK`` is made now: the last one was timed by the executor, a moment
-    after its decision). The cluster is judged again with the answer at once if it says
-    something new (the executor requeues), else at the next read: the same answer would
-    decide the same.
+    after its decision). A changing cluster is judged again with the answer at once (a
+    roll waits for a read made after its last pod became ready); a Ready one only if the
+    answer says something new (the executor requeues), else at its next read: the same
+    answer would decide the same, and a periodic read costs one reconcile, not two.
     """
     running = running_pods(obs.pods, obs.cluster.spec.compute.desired_replicas)
     if not running:
@@ -175,7 +176,8 @@ def health_reads(
     if age is not None and age < interval - HEALTH_READ_SLACK:
         return (), interval - age
     targets = tuple((pod, obs.node_address(pod)) for pod in running)
-    return (ReadClusterHealth(health_key(obs.cluster.name), targets),), interval or None
+    again = (interval or None) if phase == "Ready" else 0.0
+    return (ReadClusterHealth(health_key(obs.cluster.name), targets),), again
 
 
 def conclude(

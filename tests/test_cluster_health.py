@@ -101,6 +101,7 @@ def test_a_changing_cluster_is_read_more_often() -> None:
     decision = decide(obs, NOW)
     assert decision.phase == "Degraded"
     assert any(isinstance(e, ReadClusterHealth) for e in decision.effects)
+    assert decision.requeue_after == 0.0  # judged again at once with the answer
 
 
 def test_no_pod_running_means_nobody_to_ask() -> None:
