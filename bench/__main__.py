@@ -230,7 +230,7 @@ class Run:
         """Health from Restate: N Ready clusters read from a stand-in node, then a window."""
         n = self.plan.health_clusters
         async with scenarios.rig(self.workdir, "health", _log, self.keep) as r:
-            standin = health.HealthStandIn(r.workdir / "standin.sock").start()
+            standin = health.HealthStandIn(r.workdir / "standin", health.cluster_names(n)).start()
             try:
                 _log(f"[health] {n} clusters (1 replica each) read from a stand-in node")
                 self.results["health"] = await health.scenario(

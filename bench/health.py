@@ -1,9 +1,10 @@
 """The ``health`` scenario: what reading Restate's own health costs at N Ready clusters.
 
 kwok runs no Restate, so the nodes' answers come from a stand-in gRPC server in the bench
-process, on one unix socket every pod's address points at (``--node-address-template``
-without ``{pod}``). Each node says it joined (node 1, Alive, a metadata member); the cluster
-controller sees one alive node leading every partition.
+process, on one unix socket per cluster (``--node-address-template
+unix://<dir>/{namespace}.sock``; one pod each), so that the operator keeps a channel per
+pod as it would with real nodes. Each node says it joined (node 1, Alive, a metadata
+member); the cluster controller sees one alive node leading every partition.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,18 @@ def configuration_answer(partitions: int = PARTITIONS) -> bytes:
     return F(1, F(1, partitions) + F(2, F(1, REPLICATION.encode())))
 
 
-class HealthStandIn:
-    """A gRPC server answering as a healthy node, counting calls per method."""
+def cluster_names(n: int) -> list[str]:
+    return [f"health-{i:04d}" for i in range(n)]
 
-    def __init__(self, socket: Path) -> None:
-        self.socket = socket
+
+class HealthStandIn:
+    """A gRPC server answering as a healthy node, counting calls per method, on a socket
+    ``<directory>/<namespace>.sock`` for each of ``namespaces``."""
+
+    def __init__(self, directory: Path, namespaces: Sequence[str]) -> None:
+        self.directory = directory
+        #: Where the operator reaches every pod (``--node-address-template``).
+        self.template = f"unix://{directory}/{{namespace}}.sock"
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
         answers = {
@@ -76,8 +84,13 @@ class HealthStandIn:
             self.server.add_generic_rpc_handlers(
                 (grpc.method_handlers_generic_handler(service, handlers),)
             )
-        socket.parent.mkdir(parents=True, exist_ok=True)
-        self.server.add_insecure_port(f"unix://{socket}")
+        directory.mkdir(parents=True, exist_ok=True)
+        for namespace in namespaces:
+            self.server.add_insecure_port(self.address(namespace))
+
+    def address(self, namespace: str) -> str:
+        """The node address of a pod of the cluster in ``namespace``."""
+        return self.template.format(namespace=namespace)
 
     def _answer(self, method: str, answer: bytes) -> Callable[[bytes, grpc.ServicerContext], bytes]:
         def handle(_request: bytes, _context: grpc.ServicerContext) -> bytes:
@@ -110,14 +123,28 @@ def _all_led(status: dict[str, Any]) -> bool:
     return bool(parts) and led == parts
 
 
+#: The two operators measured on the same clusters, one after the other: health reads off
+#: (each cluster read once when the operator starts, none while Ready), then on (the default
+#: interval). The first is the baseline the issue's "CPU and RSS unchanged" compares with.
+#: Between them, the reads as they were before the operator kept channels (a channel per
+#: pod opened and closed by every read), for the channels' share of the cost.
+MODES = (
+    ("reads off", ("--restate-health-seconds", "0")),
+    ("reads on, a channel per read", ("--restate-health-channels", "0")),
+    ("reads on", ()),
+)
+
+
 async def scenario(
     r: scenarios.Rig, standin: HealthStandIn, n: int, window: float, within: float
 ) -> dict[str, Any]:
-    """Operator started on the stand-in's socket; ``n`` clusters; then a measured window."""
-    op: BenchOperator = await r.start_operator(
-        "operator-health", node_address_template=f"unix://{standin.socket}"
+    """``n`` clusters made Ready and led by a first operator on the stand-in's socket; then
+    a fresh operator per mode (``MODES``) over the same clusters, each measured for
+    ``window`` seconds once it has read every cluster and settled."""
+    setup: BenchOperator = await r.start_operator(
+        "operator-health-setup", node_address_template=standin.template
     )
-    names = [f"health-{i:04d}" for i in range(n)]
+    names = cluster_names(n)
     t0 = time.time()
     create = asyncio.create_task(r.probe.create_all(cluster_manifest(x) for x in names))
     ready = await r.probe.until(lambda: r.probe.tally["ready@1"] >= n, within)
@@ -130,24 +157,11 @@ async def scenario(
     all_led = await r.probe.until(lambda: led() >= n, within)
     t_led = time.time()
     r.log(f"[health] {n} clusters Ready after {t_ready - t0:.1f} s, led after {t_led - t0:.1f} s")
-    settled = await scenarios.settle(op)
     sample = _restate_status(r.probe.clusters.get(None, names[0]))
-
-    pids = r.pids(op)
-    before = procstat.sample_all(pids)
-    req0 = await scenarios.reading(op)
-    calls0 = standin.counts()
-    w0 = time.time()
-    r.log(f"[health] measuring for {window:.0f} s")
-    await asyncio.sleep(window)
-    w1 = time.time()
-    after = procstat.sample_all(pids)
-    counts = delta(await scenarios.reading(op), req0)
-    calls1 = standin.counts()
-    minutes = (w1 - w0) / 60
-    cpu = procstat.cpu_delta(before, after)
-    by_method = {m: calls1.get(m, 0) - calls0.get(m, 0) for m in sorted(calls1)}
-    grpc_total = sum(by_method.values())
+    await r.stop_operator(setup)
+    runs = {}
+    for mode, args in MODES:
+        runs[mode] = await _measure(r, standin, n, mode, args, window, within)
     return {
         "clusters": n,
         "replicas": 1,
@@ -157,8 +171,55 @@ async def scenario(
         "all_led": all_led,
         "all_led_s": round(t_led - t0, 1) if all_led else None,
         "led": led(),
-        "settle_s": settled,
         "status_restate_sample": sample,
+        **runs["reads on"],
+        "baseline": runs["reads off"],
+        "modes": runs,
+    }
+
+
+async def _measure(
+    r: scenarios.Rig,
+    standin: HealthStandIn,
+    n: int,
+    mode: str,
+    args: tuple[str, ...],
+    window: float,
+    within: float,
+) -> dict[str, Any]:
+    """A fresh operator with ``args`` over the ``n`` Ready clusters: its first read of each,
+    a settle, then the measured window; stopped after."""
+    idents = standin.counts().get("GetIdent", 0)
+    op = await r.start_operator(
+        f"operator-health-{len(r.operators)}", args, node_address_template=standin.template
+    )
+    try:
+        read_all = await r.probe.until(
+            lambda: standin.counts().get("GetIdent", 0) - idents >= n, within
+        )
+        settled = await scenarios.settle(op)
+        pids = r.pids(op)
+        before = procstat.sample_all(pids)
+        req0 = await scenarios.reading(op)
+        calls0 = standin.counts()
+        w0 = time.time()
+        r.log(f"[health] {mode}: measuring for {window:.0f} s")
+        await asyncio.sleep(window)
+        w1 = time.time()
+        after = procstat.sample_all(pids)
+        counts = delta(await scenarios.reading(op), req0)
+        calls1 = standin.counts()
+    finally:
+        await r.stop_operator(op)
+    minutes = (w1 - w0) / 60
+    cpu = procstat.cpu_delta(before, after)
+    by_method = {m: calls1.get(m, 0) - calls0.get(m, 0) for m in sorted(calls1)}
+    grpc_total = sum(by_method.values())
+    return {
+        "mode": mode,
+        "operator_args": list(args),
+        "read_every_cluster": read_all,
+        "settle_s": settled,
         "window_s": round(w1 - w0, 1),
         "grpc_calls": by_method,
         "grpc_calls_per_cluster_per_minute": round(grpc_total / n / minutes, 2),

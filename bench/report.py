@@ -285,11 +285,23 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def health_markdown(h: dict[str, Any], scale: list[dict[str, Any]]) -> list[str]:
-    """Health from Restate at N Ready clusters, beside this run's idle figures (same N if
-    measured, else the nearest) for a CPU and RSS comparison."""
+    """Health from Restate at N Ready clusters: the operator with its reads on beside the
+    same run's baseline (the same clusters, reads off), and this run's idle figures if the
+    scale scenario ran too (same N if measured, else the nearest)."""
     n = h["clusters"]
     idles = [s for s in scale if s.get("idle")]
     near = min(idles, key=lambda s: abs(s["clusters"] - n)) if idles else None
+    base = h.get("baseline")
+
+    def row(label: str, m: dict[str, Any], clusters: int) -> str:
+        calls = m.get("grpc_calls_per_cluster_per_minute")
+        return (
+            f"| {label} | {clusters} | {_fmt(m['window_s'])} | {_fmt(calls)} | "
+            f"{_fmt(m['requests_per_minute'])} "
+            f"({_fmt(m['requests_per_minute_excluding_watch'])}) | "
+            f"{_fmt(m['operator_cpu_percent'])} | {_fmt(m['operator_rss_mib'])} |"
+        )
+
     out = [
         "",
         f"## Health from Restate: {n} Ready clusters ({h['replicas']} replica, "
@@ -299,24 +311,44 @@ def health_markdown(h: dict[str, Any], scale: list[dict[str, Any]]) -> list[str]
         f"after {_fmt(h['all_led_s'])} s ({h['led']}/{n}); window {_fmt(h['window_s'])} s. "
         f"gRPC calls per cluster per minute: {_fmt(h['grpc_calls_per_cluster_per_minute'])} "
         f"({_fmt(h['grpc_calls_per_cluster_per_minute_by_method'])}).",
+    ]
+    if base is not None:
+        out += [
+            "",
+            "Each row is a fresh operator over the same Ready clusters, one after the other, "
+            "measured once it had read every cluster and settled: reads off "
+            "(`--restate-health-seconds 0`, no reads while Ready) is the baseline, reads on "
+            "the default (every 30 s, channels kept between reads); a channel per read "
+            "(`--restate-health-channels 0`) opens and closes one per pod each read, as "
+            "before the operator kept them.",
+        ]
+    out += [
         "",
         "| | clusters | window s | gRPC calls/cluster/min | kube req/min (without watch) "
         "| operator CPU % | operator RSS MiB |",
         "|---|---|---|---|---|---|---|",
-        f"| health | {n} | {_fmt(h['window_s'])} | "
-        f"{_fmt(h['grpc_calls_per_cluster_per_minute'])} | {_fmt(h['requests_per_minute'])} "
-        f"({_fmt(h['requests_per_minute_excluding_watch'])}) | "
-        f"{_fmt(h['operator_cpu_percent'])} | {_fmt(h['operator_rss_mib'])} |",
     ]
-    if near is not None:
-        i = near["idle"]
-        out.append(
-            f"| idle (scale) | {near['clusters']} | {_fmt(i['window_s'])} | - | "
-            f"{_fmt(i['requests_per_minute'])} "
-            f"({_fmt(i['requests_per_minute_excluding_watch'])}) | "
-            f"{_fmt(i['operator_cpu_percent'])} | {_fmt(i['operator_rss_mib'])} |"
-        )
+    if base is None:
+        out.append(row("health", h, n))
     else:
+        # The first mode is the baseline (bench.health.MODES).
+        modes: dict[str, dict[str, Any]] = h.get("modes") or {"reads off": base, "reads on": h}
+        (first, _), *others = modes.items()
+        out.append(row(f"{first} (baseline)", base, n))
+        out += [row(mode, m, n) for mode, m in others]
+        for mode, m in others:
+            cpu = m["operator_cpu_percent"] - base["operator_cpu_percent"]
+            rss = m["operator_rss_mib"] - base["operator_rss_mib"]
+            out.append(f"| {mode} - baseline | | | | | {cpu:+.2f} | {rss:+.1f} |")
+    if near is not None:
+        out.append(
+            row(
+                "idle (scale)",
+                {**near["idle"], "grpc_calls_per_cluster_per_minute": None},
+                near["clusters"],
+            )
+        )
+    elif base is None:
         out += ["", "No idle figures in this run to compare with (run with scale too)."]
     out += [
         "",

@@ -40,8 +40,8 @@ from restate_op.plan import Plan, make_plan
 from restate_op.pod_health import recheck_after, running_pods
 from restate_op.restate_drift import config_drift
 from restate_op.restate_health import (
+    HEALTH_READ_SLACK,
     HEALTH_REFRESH_CHANGING,
-    HEALTH_REFRESH_READY,
     health_status,
 )
 from restate_op.status import Figures, Verdict, build_status, status_changed
@@ -156,20 +156,28 @@ def health_reads(
 ) -> tuple[tuple[Effect, ...], float | None]:
     """Read Restate's health on a clock, in whatever state the cluster is, once pods run.
 
-    Not a state's effect: it follows time, not a transition. Every ``HEALTH_REFRESH_*``
-    seconds (sooner while the cluster changes); after a read the cluster is judged again at
-    once with the answer.
+    Not a state's effect: it follows time, not a transition. Every
+    ``--restate-health-seconds`` while Ready (0: never again once read), every
+    ``HEALTH_REFRESH_CHANGING`` while the cluster changes (a read due within
+    ``HEALTH_READ_SLACK`` is made now: the last one was timed by the executor, a moment
+    after its decision). A changing cluster is judged again with the answer at once (a
+    roll waits for a read made after its last pod became ready); a Ready one only if the
+    answer says something new (the executor requeues), else at its next read: the same
+    answer would decide the same, and a periodic read costs one reconcile, not two.
     """
     running = running_pods(obs.pods, obs.cluster.spec.compute.desired_replicas)
     if not running:
         return (), None
     health = obs.restate_health
-    interval = HEALTH_REFRESH_READY if phase == "Ready" else HEALTH_REFRESH_CHANGING
+    interval = obs.settings.restate_health_seconds if phase == "Ready" else HEALTH_REFRESH_CHANGING
+    if interval == 0 and health is not None:
+        return (), None  # --restate-health-seconds 0: no reads while Ready
     age = now - health.read_at if health is not None else None
-    if age is not None and age < interval:
+    if age is not None and age < interval - HEALTH_READ_SLACK:
         return (), interval - age
     targets = tuple((pod, obs.node_address(pod)) for pod in running)
-    return (ReadClusterHealth(health_key(obs.cluster.name), targets),), 0.0
+    again = (interval or None) if phase == "Ready" else 0.0
+    return (ReadClusterHealth(health_key(obs.cluster.name), targets),), again
 
 
 def conclude(

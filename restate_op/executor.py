@@ -54,6 +54,7 @@ from restate_op.kube.client import KubeClient
 from restate_op.kube.errors import Conflict, KubeError, is_transient, with_retries
 from restate_op.kube.events import EventRecorder
 from restate_op.metrics import METRICS
+from restate_op.node_channels import NodeChannels
 from restate_op.outcomes import (
     InvalidInput,
     PermanentError,
@@ -69,7 +70,9 @@ from restate_op.restate_health_reader import read_health, remove_metadata_member
 log = logging.getLogger(__name__)
 
 Provisioner = Callable[[str], Awaitable[ProvisionResult]]
-HealthReader = Callable[[Mapping[str, str], float, RestateHealth | None], Awaitable[RestateHealth]]
+HealthReader = Callable[
+    [Mapping[str, str], float, RestateHealth | None, NodeChannels], Awaitable[RestateHealth]
+]
 
 
 class Memory:
@@ -145,9 +148,12 @@ class Executor:
         clock: Callable[[], float] = time.time,
         read_health: HealthReader = read_health,
         remove_member: Callable[[str, int], Awaitable[None]] = remove_metadata_member,
+        node_channels: NodeChannels | None = None,
     ) -> None:
         self.client = client
         self._read_health = read_health
+        #: The health reads' gRPC channels, one per node address, kept between reads.
+        self.node_channels = node_channels if node_channels is not None else NodeChannels()
         self._remove_member = remove_member
         self.recorder = recorder
         self.memory = memory
@@ -165,6 +171,7 @@ class Executor:
         return self._admin
 
     async def close(self) -> None:
+        await self.node_channels.close()
         if self._admin is not None:
             await self._admin.aclose()
             self._admin = None
@@ -252,6 +259,8 @@ class Executor:
                     # A cluster gone: its gauges go with it (bounded by the live clusters).
                     METRICS.forget_cluster(effect.key[1])
                 self.memory.drop(effect.key)
+                # A cluster's health key: its pods' channels go (a no-op for other keys).
+                await self.node_channels.release(effect.key)
             case RegisterDeployment():
                 fault_point(f"before-register-{effect.version}")
                 result = await restate_admin.register(self.admin, effect)
@@ -309,14 +318,16 @@ class Executor:
                     self.memory.drop(effect.health_key)
                 log.info("restarted pod %s/%s (rolling update)", effect.namespace, effect.name)
             case ReadClusterHealth():
-                known = self.memory.get(effect.key)
-                health = await self._read_health(
-                    dict(effect.targets),
-                    self._clock(),
-                    known if isinstance(known, RestateHealth) else None,
-                )
+                stored = self.memory.get(effect.key)
+                known = stored if isinstance(stored, RestateHealth) else None
+                targets = dict(effect.targets)
+                # Pods scaled away since the last read: their channels go.
+                await self.node_channels.hold(effect.key, targets.values())
+                health = await self._read_health(targets, self._clock(), known, self.node_channels)
                 if health.error is not None:
                     log.info("Restate's health unread (%s): %s", effect.key[1], health.error)
+                if not health.says_the_same(known):
+                    outcome.requeue(0.0)  # judged again at once with what is new
                 self.memory.put(effect.key, health)
                 METRICS.record_restate(effect.key[1], health_figures(health))
 

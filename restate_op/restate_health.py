@@ -21,18 +21,21 @@ asks, and only the executor calls it. Field numbers are those of Restate's ``.pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from restate_op import protowire as wire
 from restate_op.api.models import RestateHealthStatus
 from restate_op.pod_health import pod_names
 from restate_op.validation import replication_nodes
 
-#: How old a read may be before the next: while Ready, and while anything changes (a roll, a
-#: scale, a failure). Each read is one request per pod plus two: at 3 pods, 10 a minute
-#: while Ready (``python -m bench --only health`` measures it).
+#: How old a read may be before the next: while Ready (the default of
+#: ``--restate-health-seconds``), and while anything changes (a roll, a scale, a failure).
+#: Each read is one request per pod plus two (three with a metadata member): at 3 pods, 12
+#: a minute while Ready (``python -m bench --only health`` measures it).
 HEALTH_REFRESH_READY = 30.0
 HEALTH_REFRESH_CHANGING = 5.0
+#: A read due within this is made at once (see ``restate_op.decide.health_reads``).
+HEALTH_READ_SLACK = 1.0
 
 #: The figures of the ``restate_operator_restate_cluster`` gauge (a fixed label set).
 RESTATE_FIGURES = ("partitions", "partitions_led", "replication", "nodes_alive", "metadata_members")
@@ -114,6 +117,10 @@ class RestateHealth:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def says_the_same(self, other: RestateHealth | None) -> bool:
+        """Whether ``other`` is the same answer, read at another time."""
+        return other is not None and replace(other, read_at=self.read_at) == self
 
     def pod_of(self, node_id: int) -> str | None:
         return next((p.pod for p in self.pods if p.node_id == node_id), None)

@@ -1,7 +1,10 @@
 """Reading a Restate cluster's health from its nodes (the I/O of ``restate_op.restate_health``).
 
-Only the executor calls ``read_health``. Every request has a short deadline: a node that
-does not answer is reported as such, never waited for.
+Only the executor calls ``read_health``, with its pool of channels
+(``restate_op.node_channels``): a read every 30 s per cluster would otherwise open and close
+a connection per pod each time, which costs three times the calls themselves. Every request
+has a short deadline: a node that does not answer is reported as such, never waited for.
+Provisioning and ``remove_metadata_member`` are one-off and open their own channel.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import grpc
 import grpc.aio
 
 from restate_op import protowire as wire
+from restate_op.node_channels import NodeChannels
 from restate_op.restate_health import (
     PodHealth,
     RestateHealth,
@@ -30,12 +34,14 @@ REMOVE_METADATA_NODE = "/restate.metadata_server_svc.MetadataServerSvc/RemoveNod
 REQUEST_TIMEOUT_SECONDS = 5.0
 
 
+#: Codes that say the node was not reached (rather than that it answered with an error):
+#: its channel is dropped, so the next read connects afresh (``NodeChannels.discard``).
+UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
 async def _call(channel: grpc.aio.Channel, method: str, request: bytes = b"") -> bytes:
-    call = channel.unary_unary(
-        method,
-        request_serializer=lambda r: r,
-        response_deserializer=lambda r: r,
-    )
+    # No serializers: requests and answers are bytes already (restate_op.protowire).
+    call = channel.unary_unary(method)
     answer: bytes = await call(request, timeout=REQUEST_TIMEOUT_SECONDS, wait_for_ready=False)
     return answer
 
@@ -46,76 +52,101 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _unreachable(exc: Exception) -> bool:
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in UNREACHABLE
+
+
 async def _ident(
-    pod: str, target: str, known_id: int | None
-) -> tuple[PodHealth, grpc.aio.Channel | None]:
-    channel = grpc.aio.insecure_channel(target)
+    pod: str, target: str, channel: grpc.aio.Channel, known_id: int | None, unreachable: set[str]
+) -> PodHealth:
     try:
-        return PodHealth(pod, ident=parse_ident(await _call(channel, GET_IDENT))), channel
+        return PodHealth(pod, ident=parse_ident(await _call(channel, GET_IDENT)))
     except (grpc.aio.AioRpcError, wire.WireError) as exc:
-        await channel.close()
-        return PodHealth(pod, error=_describe(exc), known_id=known_id), None
+        if _unreachable(exc):
+            unreachable.add(target)
+        return PodHealth(pod, error=_describe(exc), known_id=known_id)
 
 
 async def read_health(
-    targets: Mapping[str, str], now: float, known: RestateHealth | None = None
+    targets: Mapping[str, str],
+    now: float,
+    known: RestateHealth | None = None,
+    channels: NodeChannels | None = None,
 ) -> RestateHealth:
     """Ask every pod (``{pod: host:port}``) who it is, then one that joined for the
     cluster's state and configuration. Never raises: a failure is in the answer.
 
     ``known``: the previous read, whose node ids name the pods that stop answering.
+    ``channels``: where the channels come from and stay (None: opened for this read only).
     """
-    ids = {p.pod: p.node_id for p in known.pods} if known is not None else {}
-    answers = await asyncio.gather(
-        *(_ident(pod, t, ids.get(pod)) for pod, t in sorted(targets.items()))
-    )
-    pods = tuple(health for health, _ in answers)
-    channels = [c for _, c in answers if c is not None]
+    pool = channels if channels is not None else NodeChannels()
+    unreachable: set[str] = set()
     try:
-        joined = [
-            c
-            for (health, c) in answers
-            if c is not None and health.ident is not None and health.ident.node_id is not None
-        ]
-        if not joined:
-            failed = [p for p in pods if p.error]
-            if failed:
-                more = f" (and {len(failed) - 1} more pod(s))" if len(failed) > 1 else ""
-                why = f"{failed[0].pod}: {failed[0].error}{more}"
-            else:
-                why = "no pod has joined a Restate cluster yet"
-            return RestateHealth(now, pods=pods, error=why)
-        last_error = ""
-        members = [
-            c
-            for (health, c) in answers
-            if c is not None and health.ident is not None and health.ident.metadata == "Member"
-        ]
-        for channel in joined:
-            try:
-                nodes = parse_cluster_state(await _call(channel, GET_CLUSTER_STATE))
-                config = parse_cluster_configuration(
-                    await _call(channel, GET_CLUSTER_CONFIGURATION)
-                )
-                metadata, leader = (
-                    parse_metadata_status(await _call(members[0], METADATA_STATUS))
-                    if members
-                    else (frozenset(), None)
-                )
-            except (grpc.aio.AioRpcError, wire.WireError) as exc:
-                last_error = _describe(exc)
-                continue
-            return RestateHealth(
-                now,
-                pods=pods,
-                nodes=nodes,
-                configuration=config,
-                metadata_members=metadata,
-                metadata_leader=leader,
-            )
-        return RestateHealth(now, pods=pods, error=f"GetClusterState failed: {last_error}")
+        async with pool.lease(targets.values()) as open_channels:
+            health = await _read(targets, now, known, open_channels, unreachable)
+        for target in unreachable:
+            await pool.discard(target)
+        return health
     finally:
-        await asyncio.gather(*(c.close() for c in channels))
+        if channels is None:
+            await pool.close()
+
+
+async def _read(
+    targets: Mapping[str, str],
+    now: float,
+    known: RestateHealth | None,
+    channels: Mapping[str, grpc.aio.Channel],
+    unreachable: set[str],
+) -> RestateHealth:
+    ids = {p.pod: p.node_id for p in known.pods} if known is not None else {}
+    ordered = sorted(targets.items())
+    pods = tuple(
+        await asyncio.gather(
+            *(_ident(pod, t, channels[t], ids.get(pod), unreachable) for pod, t in ordered)
+        )
+    )
+    answered = [(health, t) for health, (_, t) in zip(pods, ordered, strict=True)]
+    idents = [(health.ident, t) for health, t in answered if health.ident is not None]
+    joined = [t for ident, t in idents if ident.node_id is not None]
+    if not joined:
+        failed = [p for p in pods if p.error]
+        if failed:
+            more = f" (and {len(failed) - 1} more pod(s))" if len(failed) > 1 else ""
+            why = f"{failed[0].pod}: {failed[0].error}{more}"
+        else:
+            why = "no pod has joined a Restate cluster yet"
+        return RestateHealth(now, pods=pods, error=why)
+    last_error = ""
+    members = [t for ident, t in idents if ident.metadata == "Member"]
+    for target in joined:
+        asked = target
+        try:
+            nodes = parse_cluster_state(await _call(channels[target], GET_CLUSTER_STATE))
+            config = parse_cluster_configuration(
+                await _call(channels[target], GET_CLUSTER_CONFIGURATION)
+            )
+            metadata: frozenset[int] = frozenset()
+            leader = None
+            if members:
+                asked = members[0]
+                metadata, leader = parse_metadata_status(
+                    await _call(channels[asked], METADATA_STATUS)
+                )
+        except (grpc.aio.AioRpcError, wire.WireError) as exc:
+            if _unreachable(exc):
+                unreachable.add(asked)
+            last_error = _describe(exc)
+            continue
+        return RestateHealth(
+            now,
+            pods=pods,
+            nodes=nodes,
+            configuration=config,
+            metadata_members=metadata,
+            metadata_leader=leader,
+        )
+    return RestateHealth(now, pods=pods, error=f"GetClusterState failed: {last_error}")
 
 
 async def remove_metadata_member(leader: str, node_id: int) -> None:

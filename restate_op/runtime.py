@@ -41,6 +41,7 @@ from restate_op.kube.resources import Kind
 from restate_op.kube.workqueue import WorkQueue
 from restate_op.logs import current_cluster
 from restate_op.metrics import METRICS
+from restate_op.node_channels import NodeChannels
 from restate_op.outcomes import ReconcileError
 from restate_op.settings import Capabilities, OperatorSettings
 
@@ -146,7 +147,12 @@ class Operator:
         self.recorder = EventRecorder(
             client, reporting_controller="restate-operator", reporting_instance=self.identity
         )
-        self.executor = Executor(client, self.recorder, self.memory)
+        self.executor = Executor(
+            client,
+            self.recorder,
+            self.memory,
+            node_channels=NodeChannels(max_channels=settings.restate_health_channels),
+        )
         make = controllers or default_controllers
         self.controllers: dict[str, Controller[Any]] = {c.name: c for c in make(self)}
         self._reconcilers = {

@@ -111,6 +111,22 @@ class OperatorSettings(BaseSettings):
         "under way) may wait to be written, so a quick rollout costs one status write "
         "(0: write every change at once)",
     )
+    #: restate_health.HEALTH_REFRESH_READY. ``python -m bench --only health`` measures the
+    #: reads' cost against a same-run baseline with this at 0.
+    restate_health_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="seconds between reads of Restate's own health (node port, gRPC) while a "
+        "cluster is Ready; while it changes every 5 s (0: no reads while Ready but the first "
+        "after the operator starts, so a node that fails shows only in its probes)",
+    )
+    restate_health_channels: int = Field(
+        1024,
+        ge=0,
+        description="gRPC channels to Restate pods the health reads keep open between reads, "
+        "one per pod address (about 30 KiB each); beyond them a read opens its own and closes "
+        "it after (0: every read does)",
+    )
     restate_deployments: bool = Field(
         False,
         description="also reconcile RestateDeployments and RestateCloudEnvironments "

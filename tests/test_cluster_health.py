@@ -63,7 +63,15 @@ def test_running_pods_are_asked_at_once_when_nothing_was_read() -> None:
     assert read.key == health_key("rc")
     assert [pod for pod, _ in read.targets] == list(PODS)
     assert read.targets[1][1] == "restate-1.restate-cluster.rc.svc.cluster.local:5122"
-    assert decision.requeue_after == 0.0
+    # Judged again at once only if the answer is new: the executor requeues then.
+    assert decision.requeue_after == HEALTH_REFRESH_READY
+
+
+def test_a_read_due_within_the_slack_is_made_now() -> None:
+    late = decide(_ready_cluster(_healthy(read_at=NOW - HEALTH_REFRESH_READY + 0.5)), NOW)
+    assert any(isinstance(e, ReadClusterHealth) for e in late.effects)
+    early = decide(_ready_cluster(_healthy(read_at=NOW - HEALTH_REFRESH_READY + 2)), NOW)
+    assert early.requeue_after == 2
 
 
 def test_a_ready_cluster_is_read_again_only_after_the_interval() -> None:
@@ -75,11 +83,25 @@ def test_a_ready_cluster_is_read_again_only_after_the_interval() -> None:
     assert any(isinstance(e, ReadClusterHealth) for e in due.effects)
 
 
+def test_the_ready_interval_is_a_flag_whose_zero_reads_only_once() -> None:
+    assert OperatorSettings().restate_health_seconds == HEALTH_REFRESH_READY
+    never = OperatorSettings(status_coalesce_seconds=0, restate_health_seconds=0)
+    first = decide(replace(_ready_cluster(None), settings=never), NOW)
+    assert any(isinstance(e, ReadClusterHealth) for e in first.effects)
+    old = replace(_ready_cluster(_healthy(read_at=NOW - 3600)), settings=never)
+    later = decide(old, NOW)
+    assert later.phase == "Ready"
+    assert not any(isinstance(e, ReadClusterHealth) for e in later.effects)
+    changing = replace(_ready_cluster(_healthy(read_at=NOW - 10, dead=3)), settings=never)
+    assert any(isinstance(e, ReadClusterHealth) for e in decide(changing, NOW).effects)
+
+
 def test_a_changing_cluster_is_read_more_often() -> None:
     obs = _ready_cluster(_healthy(read_at=NOW - HEALTH_REFRESH_CHANGING, dead=3))
     decision = decide(obs, NOW)
     assert decision.phase == "Degraded"
     assert any(isinstance(e, ReadClusterHealth) for e in decision.effects)
+    assert decision.requeue_after == 0.0  # judged again at once with the answer
 
 
 def test_no_pod_running_means_nobody_to_ask() -> None:

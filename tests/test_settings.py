@@ -45,6 +45,14 @@ FLAGS: list[tuple[str, str, str, object, str]] = [
     ("--resync", "30", "resync_seconds", 30.0, "RESYNC_SECONDS"),
     ("--discovery-seconds", "5", "discovery_seconds", 5.0, "DISCOVERY_SECONDS"),
     ("--status-coalesce", "0", "status_coalesce_seconds", 0.0, "STATUS_COALESCE_SECONDS"),
+    ("--restate-health-seconds", "0", "restate_health_seconds", 0.0, "RESTATE_HEALTH_SECONDS"),
+    (
+        "--restate-health-channels",
+        "0",
+        "restate_health_channels",
+        0,
+        "RESTATE_HEALTH_CHANNELS",
+    ),
     ("--restate-deployments", "true", "restate_deployments", True, "RESTATE_DEPLOYMENTS"),
     (
         "--tunnel-client-default-image",
@@ -157,6 +165,8 @@ def test_an_empty_environment_variable_leaves_an_optional_setting_unset(
         ["--concurrency", "0"],
         ["--concurrency", "many"],
         ["--status-coalesce", "-1"],
+        ["--restate-health-seconds", "-1"],
+        ["--restate-health-channels", "-1"],
         ["--lease-duration", "soon"],
         ["--leader-elect", "maybe"],
         ["--http-port", "80.5"],
