@@ -207,6 +207,23 @@ class RemoveMetadataMember:
     health_key: tuple[str, str]
 
 
+@dataclass(frozen=True)
+class TakeSnapshots:
+    """Have Restate snapshot partitions ``0..partitions-1`` to its repository, through the
+    node port at ``target`` (a node that joined), for the request ``token``.
+
+    The executor keeps the answer (``restate_op.snapshots.SnapshotRun``) in memory under
+    ``key``; the next observation reads it from there and ``conclude`` records it in
+    ``status.snapshots``. A crash before that write takes the snapshots again (Restate just
+    makes newer ones): harmless, so no fault point.
+    """
+
+    key: tuple[str, str]
+    token: str
+    target: str
+    partitions: int
+
+
 Effect = (
     Apply
     | Delete
@@ -223,6 +240,7 @@ Effect = (
     | QueryRestate
     | ReadClusterHealth
     | RemoveMetadataMember
+    | TakeSnapshots
 )
 
 

@@ -44,6 +44,7 @@ from restate_op.effects import (
     Remember,
     RemoveFinalizer,
     RemoveMetadataMember,
+    TakeSnapshots,
     WriteStatus,
 )
 from restate_op.faults import fault_point
@@ -63,11 +64,14 @@ from restate_op.outcomes import (
 from restate_op.provisioning import provision_cluster
 from restate_op.restate_health import RestateHealth, health_figures
 from restate_op.restate_health_reader import read_health, remove_metadata_member
+from restate_op.snapshot_reader import take_snapshots
+from restate_op.snapshots import PartitionResult, SnapshotRun
 
 log = logging.getLogger(__name__)
 
 Provisioner = Callable[[str], Awaitable[ProvisionResult]]
 HealthReader = Callable[[Mapping[str, str], float, RestateHealth | None], Awaitable[RestateHealth]]
+SnapshotTaker = Callable[[str, int], Awaitable[tuple[PartitionResult, ...]]]
 
 
 class Memory:
@@ -143,8 +147,10 @@ class Executor:
         clock: Callable[[], float] = time.time,
         read_health: HealthReader = read_health,
         remove_member: Callable[[str, int], Awaitable[None]] = remove_metadata_member,
+        take_snapshots: SnapshotTaker = take_snapshots,
     ) -> None:
         self.client = client
+        self._take_snapshots = take_snapshots
         self._read_health = read_health
         self._remove_member = remove_member
         self.recorder = recorder
@@ -294,6 +300,17 @@ class Executor:
                     log.info("Restate's health unread (%s): %s", effect.key[1], health.error)
                 self.memory.put(effect.key, health)
                 METRICS.record_restate(effect.key[1], health_figures(health))
+            case TakeSnapshots():
+                results = await self._take_snapshots(effect.target, effect.partitions)
+                run = SnapshotRun(effect.token, self._clock(), results)
+                self.memory.put(effect.key, run)
+                log.info(
+                    "snapshot request %r of %s: %d/%d partitions snapshotted",
+                    effect.token,
+                    effect.key[1],
+                    len(results) - len(run.failed),
+                    len(results),
+                )
 
     async def _query_restate(self, effect: QueryRestate) -> None:
         """Read Restate's view into memory, one read at a time per Restate; a read that
