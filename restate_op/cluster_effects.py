@@ -185,8 +185,10 @@ def take_snapshots(obs: Observation, plan: Plan) -> Planned:
     health = obs.restate_health
     config = health.configuration if health is not None and health.ok else None
     if target is None or config is None or not config.partitions:
+        # No requeue of its own: the next health read (on its clock, while pods run) or a
+        # pod's event brings the cluster back.
         note = f"Snapshot request {token!r} waits for a Restate node that joined the cluster"
-        return Planned(requeue_after=5.0, notes=(note,))
+        return Planned(notes=(note,))
     return Planned(
         (TakeSnapshots(snapshot_key(obs), token, obs.node_address(target), config.partitions),),
         requeue_after=0.0,

@@ -3,7 +3,8 @@
 Only the executor calls ``take_snapshots``. One ``CreatePartitionSnapshot`` per partition,
 a few at a time, on the node port of one node that joined the cluster; its cluster
 controller has the partition's leader export the snapshot and upload it to the repository
-before it answers, so the deadline is longer than a health read's but still bounded.
+before it answers, so the deadline is longer than a health read's but still bounded: each
+request, and the whole request too (a reconcile worker waits for it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from restate_op.snapshots import PartitionResult, encode_request, parse_response
 CREATE_PARTITION_SNAPSHOT = "/restate.cluster_ctrl.ClusterCtrlSvc/CreatePartitionSnapshot"
 #: One partition's export and upload (an empty partition takes ~0.1 s on a local store).
 SNAPSHOT_TIMEOUT_SECONDS = 30.0
+#: All partitions together; those not answered by then are reported as such.
+TOTAL_TIMEOUT_SECONDS = 60.0
 #: Partitions asked at once: the leaders export in parallel, the repository sees a few
 #: uploads at a time.
 CONCURRENCY = 4
@@ -36,6 +39,8 @@ async def take_snapshots(target: str, partitions: int) -> tuple[PartitionResult,
     Never raises for Restate's answer: a refused or failed partition carries its error.
     """
     limit = asyncio.Semaphore(CONCURRENCY)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TOTAL_TIMEOUT_SECONDS
     async with grpc.aio.insecure_channel(target) as channel:
         call = channel.unary_unary(
             CREATE_PARTITION_SNAPSHOT,
@@ -45,10 +50,16 @@ async def take_snapshots(target: str, partitions: int) -> tuple[PartitionResult,
 
         async def one(partition: int) -> PartitionResult:
             async with limit:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return PartitionResult(
+                        partition,
+                        error=f"not asked: the request's {TOTAL_TIMEOUT_SECONDS:g} s ran out",
+                    )
                 try:
                     answer: bytes = await call(
                         encode_request(partition),
-                        timeout=SNAPSHOT_TIMEOUT_SECONDS,
+                        timeout=min(SNAPSHOT_TIMEOUT_SECONDS, left),
                         wait_for_ready=False,
                     )
                     return parse_response(partition, answer)

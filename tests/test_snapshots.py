@@ -5,19 +5,26 @@ restate-server is in ``e2e/test_restate_snapshots.py``)."""
 from __future__ import annotations
 
 import asyncio
+import time
+from concurrent import futures
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, cast
 
+import grpc
 import pytest
 from pydantic import ValidationError
 
 from restate_op import protowire as wire
+from restate_op import snapshot_reader
 from restate_op.api.models import RestateCluster
 from restate_op.children.env import restate_env
+from restate_op.cluster_effects import PLANNERS
 from restate_op.decide import MACHINE, conclude, decide, forget, snapshot_key
 from restate_op.effects import Emit, Forget, Outcome, TakeSnapshots, WriteStatus
 from restate_op.executor import Executor, Memory
 from restate_op.observe import Observation
+from restate_op.plan import make_plan
 from restate_op.restate_health import (
     ClusterConfiguration,
     NodeIdent,
@@ -153,6 +160,8 @@ def test_a_request_waits_for_a_node_that_joined() -> None:
     decision = decide(obs, NOW)
     assert not [e for e in decision.effects if isinstance(e, TakeSnapshots)]
     assert any("waits for a Restate node" in n for n in decision.notes)
+    waiting = PLANNERS["take_snapshots"](obs, make_plan(obs))
+    assert waiting.requeue_after is None, "the health read's clock brings the cluster back"
     starting = replace(
         _healthy(),
         pods=tuple(PodHealth(p, NodeIdent(None, None, "StartingUp", "")) for p in PODS),
@@ -346,3 +355,71 @@ def test_a_different_destination_variable_is_refused() -> None:
     assert message.startswith("spec.snapshots.destination:") and "spec.compute.env" in message
     same = [{"name": DESTINATION_ENV, "value": DESTINATION}]
     assert not _problems(_raw(snapshots={"destination": DESTINATION}, env=same))
+
+
+# -- the reader, against a gRPC stand-in on a unix socket --------------------------------------
+
+
+class _Node:
+    """Answers ``CreatePartitionSnapshot`` like a node: partition 1 is refused, partition 2
+    takes longer than the deadline."""
+
+    def __init__(self, socket: str) -> None:
+        self.asked: list[int] = []
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        handler = grpc.unary_unary_rpc_method_handler(self._create)
+        self.server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    "restate.cluster_ctrl.ClusterCtrlSvc", {"CreatePartitionSnapshot": handler}
+                ),
+            )
+        )
+        self.server.add_insecure_port(f"unix://{socket}")
+
+    def _create(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        partition = wire.integer(wire.fields(request), 1)
+        self.asked.append(partition)
+        if partition == 1:
+            context.abort(grpc.StatusCode.INTERNAL, "Failed to create snapshot")
+        if partition == 2:
+            time.sleep(2)
+        return (
+            wire.encode_field(1, f"snap_{partition}".encode())
+            + wire.encode_field(2, partition)
+            + wire.encode_field(3, 40 + partition)
+        )
+
+
+def test_the_reader_asks_every_partition_and_reports_each_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot_reader, "SNAPSHOT_TIMEOUT_SECONDS", 0.5)
+    node = _Node(str(tmp_path / "node.sock"))
+    node.server.start()
+    try:
+        results = asyncio.run(snapshot_reader.take_snapshots(f"unix://{tmp_path}/node.sock", 4))
+    finally:
+        node.server.stop(grace=None)
+    assert sorted(node.asked) == [0, 1, 2, 3]
+    assert results[0] == PartitionResult(0, "snap_0", 0, 40)
+    assert results[3] == PartitionResult(3, "snap_3", 3, 43)
+    assert results[1].error == "INTERNAL: Failed to create snapshot"
+    assert results[2].error is not None and results[2].error.startswith("DEADLINE_EXCEEDED")
+
+
+def test_the_reader_stops_asking_when_the_whole_request_ran_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot_reader, "CONCURRENCY", 1)
+    monkeypatch.setattr(snapshot_reader, "TOTAL_TIMEOUT_SECONDS", 0.5)
+    node = _Node(str(tmp_path / "node.sock"))
+    node.server.start()
+    try:
+        results = asyncio.run(snapshot_reader.take_snapshots(f"unix://{tmp_path}/node.sock", 4))
+    finally:
+        node.server.stop(grace=None)
+    assert results[0].snapshot_id == "snap_0"
+    assert results[2].error is not None and results[2].error.startswith("DEADLINE_EXCEEDED")
+    assert results[3].error == "not asked: the request's 0.5 s ran out"
+    assert 3 not in node.asked
