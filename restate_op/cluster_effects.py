@@ -24,11 +24,14 @@ from restate_op.effects import (
     PatchClaimSize,
     Provision,
     RemoveMetadataMember,
+    RestartPod,
+    SwitchToOnDelete,
     TakeSnapshots,
 )
 from restate_op.observe import Observation
 from restate_op.plan import Plan
 from restate_op.pod_health import pod_running, running_pods
+from restate_op.roll import on_delete
 from restate_op.snapshots import SNAPSHOT_MEMORY, pending_token
 
 FIRST_POD = f"{STATEFULSET_NAME}-0"
@@ -56,6 +59,9 @@ def apply_children(obs: Observation, plan: Plan) -> Planned:
         # Only an adopted namespace can hold someone else's object of the same name: a
         # namespace the operator created is checked by nobody, at no request per child.
         foreign_possible = plan.namespace == "adopted" and obs.child(kind, name) is None
+        live = obs.child(kind, name)
+        if kind == "StatefulSet" and live is not None and not on_delete(live):
+            effects.append(SwitchToOnDelete(obs.cluster.name, name))
         effects.append(
             Apply(
                 manifest,
@@ -168,6 +174,39 @@ def scale_down(obs: Observation, plan: Plan) -> Planned:
     return Planned(requeue_after=5.0)
 
 
+def roll_pods(obs: Observation, plan: Plan) -> Planned:
+    """Restart the next pod of a rolling update when Restate lets it go (``plan.roll``);
+    the StatefulSet re-creates it from the new template. Waiting needs nothing: the pods'
+    events and the health reads' clock bring the cluster back."""
+    roll = plan.roll
+    if roll is None or roll.restart is None:
+        return Planned()
+    node = ""
+    if obs.restate_health is not None:
+        found = next((p.node_id for p in obs.restate_health.pods if p.pod == roll.restart), None)
+        node = f" (N{found})" if found is not None else ""
+    if roll.broken:
+        paced = "it was not ready on the old template"
+    elif roll.unchecked:
+        paced = "paced by readiness alone: Restate's view unread"
+    else:
+        paced = "paced by Restate's health"
+    return Planned(
+        (
+            RestartPod(obs.cluster.name, roll.restart, roll.restart_uid, health_key(obs)),
+            Emit(
+                obs.raw,
+                "Normal",
+                "PodRestarted",
+                "RollingUpdate",
+                f"Restarted pod {roll.restart}{node} for the new pod template "
+                f"({roll.updated}/{roll.total} updated before it; {paced})",
+            ),
+        ),
+        requeue_after=5.0,
+    )
+
+
 def take_snapshots(obs: Observation, plan: Plan) -> Planned:
     """Snapshot every partition once per new ``restate.dev/snapshot`` value, through a node
     that joined (by the last health read) and whose pod runs.
@@ -233,6 +272,7 @@ PLANNERS: Mapping[str, Planner] = {
     "delete_stale_children": delete_stale_children,
     "expand_volumes": expand_volumes,
     "provision_restate": provision_restate,
+    "roll_pods": roll_pods,
     "scale_down": scale_down,
     "take_snapshots": take_snapshots,
 }

@@ -127,7 +127,7 @@ def decide(obs: ClusterObservation, now: float) -> ClusterDecision:
         return ClusterDecision(phase="Degraded", reason=verdict.reason, message=verdict.message)
     current = recorded_phase(obs)
     try:
-        plan = make_plan(obs)
+        plan = make_plan(obs, now)
         verdict = judge(obs, plan, now)
         path = MACHINE.path(current, verdict.phase)
         phase = path[0].dest if path else current

@@ -224,6 +224,29 @@ class TakeSnapshots:
     partitions: int
 
 
+@dataclass(frozen=True)
+class SwitchToOnDelete:
+    """Set StatefulSet ``name``'s update strategy to ``OnDelete`` with a merge patch that
+    also drops ``rollingUpdate``: a server-side apply cannot, as the API server defaulted
+    ``rollingUpdate.partition`` for nobody and then refuses it beside ``OnDelete`` (a
+    StatefulSet made before ordered rolls, by this operator or by upstream's)."""
+
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RestartPod:
+    """Delete pod ``name`` (only the one with ``uid``: a pod re-created since is left alone)
+    so its StatefulSet re-creates it from the new template; Restate's view is read afresh
+    next (``health_key``: the read in memory is dropped, it predates the restart)."""
+
+    namespace: str
+    name: str
+    uid: str | None
+    health_key: tuple[str, str]
+
+
 Effect = (
     Apply
     | Delete
@@ -241,6 +264,8 @@ Effect = (
     | ReadClusterHealth
     | RemoveMetadataMember
     | TakeSnapshots
+    | RestartPod
+    | SwitchToOnDelete
 )
 
 

@@ -44,6 +44,8 @@ from restate_op.effects import (
     Remember,
     RemoveFinalizer,
     RemoveMetadataMember,
+    RestartPod,
+    SwitchToOnDelete,
     TakeSnapshots,
     WriteStatus,
 )
@@ -289,6 +291,29 @@ class Executor:
                 finally:
                     self.memory.drop(effect.health_key)
                 log.info("removed node N%s from the metadata cluster", effect.node_id)
+            case SwitchToOnDelete():
+                await with_retries(
+                    self.client.patch_merge,
+                    resources.STATEFUL_SET,
+                    effect.name,
+                    effect.namespace,
+                    {"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": None}}},
+                )
+                log.info("StatefulSet %s/%s now rolls OnDelete", effect.namespace, effect.name)
+            case RestartPod():
+                try:
+                    await with_retries(
+                        self.client.delete,
+                        resources.POD,
+                        effect.name,
+                        effect.namespace,
+                        uid_precondition=effect.uid,
+                    )
+                except Conflict:
+                    log.info("pod %s was re-created before its restart", effect.name)
+                finally:
+                    self.memory.drop(effect.health_key)
+                log.info("restarted pod %s/%s (rolling update)", effect.namespace, effect.name)
             case ReadClusterHealth():
                 known = self.memory.get(effect.key)
                 health = await self._read_health(

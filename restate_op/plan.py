@@ -32,6 +32,7 @@ from restate_op.diff import DESIRED_HASH_ANNOTATION, desired_hash, up_to_date, w
 from restate_op.observe import Observation
 from restate_op.pod_health import pod_names
 from restate_op.quantity import InvalidQuantity, quantity_bytes
+from restate_op.roll import Roll, on_delete, plan_roll
 from restate_op.validation import SpecProblem, validate
 from restate_op.workload_identity import (
     Identity,
@@ -148,10 +149,15 @@ class Plan:
     identities: tuple[IdentityProof, ...] = ()
     provisioning_due: bool = False
     scale_down: ScaleDown | None = None
+    #: A template change reaching the pods one at a time (``restate_op.roll``).
+    roll: Roll | None = None
 
 
-def make_plan(obs: Observation) -> Plan:
+def make_plan(obs: Observation, now: float | None = None) -> Plan:
     """What differs between the spec and the cluster; never does I/O.
+
+    ``now`` dates what waits too long (a rolling pod that does not come back); None: no
+    clock, nothing is late.
 
     Returns a plan with only ``problems`` (and the namespace's ownership) when the spec
     cannot be built or the name is taken; otherwise every child to apply, in apply order,
@@ -188,15 +194,19 @@ def make_plan(obs: Observation) -> Plan:
     if statefulset is not None:
         desired.append(statefulset)
     desired = [with_desired_hash(m) for m in desired]
+    apply = tuple(m for m in desired if not up_to_date(obs.live(m), m))
     status = cluster.status
+    # A StatefulSet applied now has a revision its controller has not counted yet.
+    rolling = not any(m["kind"] == "StatefulSet" for m in apply) and scale_down is None
     return Plan(
         problems=(),
         namespace=ownership,
-        apply=tuple(m for m in desired if not up_to_date(obs.live(m), m)),
+        apply=apply,
         delete=_stale(obs, {(m["kind"], m["metadata"]["name"]) for m in desired}),
         volumes=_volume_plan(obs),
         rollout=_rollout(obs),
         scale_down=scale_down,
+        roll=plan_roll(obs.statefulset, obs.pods, obs.restate_health, now) if rolling else None,
         identities=tuple(b.proof for b in identity.bindings),
         provisioning_due=restate_config.effective_auto_provision(cluster)
         and not (status and status.provisioned)
@@ -433,10 +443,17 @@ def _rollout(obs: Observation) -> Rollout:
         return Rollout(desired=desired, ready=0, updated=0, settled=False)
     status = sts.get("status", {}) or {}
     generation = sts.get("metadata", {}).get("generation", 0)
+    # OnDelete never moves currentRevision (kubernetes#73492): the pods' count says it.
+    if on_delete(sts):
+        caught_up = int(status.get("updatedReplicas", 0) or 0) >= int(
+            status.get("replicas", 0) or 0
+        )
+    else:
+        current = status.get("currentRevision")
+        caught_up = current == status.get("updateRevision", current)
     settled = (
         status.get("observedGeneration", 0) >= generation
-        and status.get("currentRevision")
-        == status.get("updateRevision", status.get("currentRevision"))
+        and caught_up
         and status.get("replicas", 0) == desired
     )
     return Rollout(

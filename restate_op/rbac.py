@@ -91,9 +91,11 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         "",
         "pods",
-        READ,
+        (*READ, "delete"),
         "Watched: provisioning starts once pod restate-0 runs, and a pod that cannot run "
-        "(image, crash loop, OOM, scheduling) is reported in the cluster's status.",
+        "(image, crash loop, OOM, scheduling) is reported in the cluster's status. Deleted "
+        "one at a time in a rolling update (the StatefulSet rolls OnDelete, re-creating each "
+        "from the new template), in the order and at the pace Restate allows.",
     ),
     Permission("", "serviceaccounts", OWN, "The ServiceAccount restate pods run as."),
     Permission("", "services", OWN, "The restate and restate-cluster Services."),

@@ -143,6 +143,31 @@ def pods(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     return Verdict("Degraded", first.reason, first.message + more)
 
 
+def roll(obs: Observation, plan: Plan, now: float) -> Verdict | None:
+    """A template change reaching the pods one at a time, in Restate's order and pace
+    (``restate_op.roll``); halted, Degraded, on a re-created pod that does not come back."""
+    step = plan.roll
+    if step is None:
+        return None
+    namespace = obs.cluster.name
+    if step.halted is not None:
+        return Verdict(
+            "Degraded",
+            Reason.ROLL_HALTED,
+            f"Rolling update halted: {step.halted}; the other pods keep the old template "
+            f"until it is back (kubectl describe pod -n {namespace}; fix the spec, or the "
+            "node, and the roll goes on)",
+        )
+    said = f"Rolling update, one pod at a time: {step.updated}/{step.total} pods updated"
+    if step.restart is not None:
+        said += f"; restarting {step.restart}"
+    elif step.waiting is not None:
+        said += f"; the next ({step.outdated[0]}) waits: {step.waiting}"
+    if step.unchecked is not None:
+        said += f" (paced by readiness: Restate's view unread: {step.unchecked})"
+    return Verdict("Provisioning", Reason.ROLLING_OUT, said)
+
+
 def rollout(obs: Observation, plan: Plan, now: float) -> Verdict | None:
     r = plan.rollout
     if r is None or r.complete:
@@ -214,8 +239,8 @@ def restate_health(obs: Observation, plan: Plan, now: float) -> Verdict | None:
 
     A cluster that was serving this generation turns Degraded, naming the pod; one that is
     still rolling out or starting waits for Restate: the roll is only over, and the cluster
-    Ready, once Restate counts every restarted pod back in (the StatefulSet controller still
-    paces the pods themselves by readiness).
+    Ready, once Restate counts every restarted pod back in (``roll`` paces the pods
+    themselves the same way).
     """
     health = obs.restate_health
     replicas = obs.cluster.spec.compute.desired_replicas
@@ -296,6 +321,11 @@ RULES: tuple[Rule, ...] = (
             ("Degraded", Reason.POD_UNSCHEDULABLE),
         ),
         pods,
+    ),
+    Rule(
+        "roll",
+        (("Degraded", Reason.ROLL_HALTED), ("Provisioning", Reason.ROLLING_OUT)),
+        roll,
     ),
     Rule(
         "rollout",

@@ -103,6 +103,7 @@ def test_pending_toward_ready_takes_one_step_through_provisioning() -> None:
         "apply_children",
         "delete_stale_children",
         "provision_restate",
+        "roll_pods",
     )
     assert events(conclusion) == [("Normal", "Provisioning", "PendingToProvisioning")]
 

@@ -288,3 +288,60 @@ def dump(obj: Any) -> str:
 def monotonic() -> float:
     """time.monotonic (re-exported for the tests' timing notes)."""
     return time.monotonic()
+
+
+def restate_status(real_env: RealEnv, name: str) -> dict[str, Any]:
+    """The RestateCluster's status."""
+    obj = real_env.kubectl.get("restatecluster", name)
+    assert obj is not None
+    status: dict[str, Any] = obj.get("status", {})
+    return status
+
+
+def wait_restate_status(
+    real_env: RealEnv, name: str, pods: int, timeout: float = 60
+) -> dict[str, Any]:
+    """Wait until status.restate (the operator's read of Restate's own view) says every one
+    of ``pods`` is an alive metadata member and every partition is led, with no problem."""
+    expected = [f"restate-{i}" for i in range(pods)]
+
+    def healthy() -> dict[str, Any] | None:
+        restate: dict[str, Any] = restate_status(real_env, name).get("restate") or {}
+        return (
+            restate
+            if restate.get("members") == expected
+            and restate.get("nodesAlive") == pods
+            and restate.get("partitions")
+            and restate.get("partitionsLed") == restate.get("partitions")
+            and not restate.get("problems")
+            and not restate.get("error")
+            else None
+        )
+
+    result: dict[str, Any] = wait_for(healthy, timeout, 1.0, f"status.restate: {pods} healthy")
+    return result
+
+
+def cluster_identity(real_env: RealEnv, ns: str) -> tuple[str, dict[str, tuple[str, int]]]:
+    """The cluster name (admin API) and, per pod name, its node id and generation.
+
+    A cluster that lost its data would come back re-provisioned: node ids reassigned and
+    generations back at 1. One that kept it keeps ids and names and bumps generations.
+    """
+    _, health = real_env.exec(
+        ns,
+        "restate-0",
+        "python3",
+        "-c",
+        "import urllib.request,json;"
+        "d=json.load(urllib.request.urlopen('http://127.0.0.1:9070/cluster-health',timeout=5));"
+        "print(d['cluster_name'])",
+        container="restate",
+    )
+    _, nodes = real_env.exec(ns, "restate-0", "restatectl", "nodes", "list", container="restate")
+    table: dict[str, tuple[str, int]] = {}
+    for line in nodes.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and re.fullmatch(r"N\d+", parts[0]) and parts[1].isdigit():
+            table[parts[2]] = (parts[0], int(parts[1]))
+    return health.strip().splitlines()[-1], table

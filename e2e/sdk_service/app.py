@@ -9,6 +9,10 @@ hypercorn over h2c on port 9080. Two services:
   the deployment it started on until ``release`` (a shared handler, served by whichever
   version is latest by then) resolves it.
 
+- the ``Counter`` virtual object: ``add`` adds to a number kept in Restate's state (its
+  partition's store), ``get`` reads it: user data that must survive what the operator does
+  to the cluster (scale-down, rolling updates).
+
 ``BREAKING=1`` makes ``Version`` a virtual object instead of a service: a service-type change
 that Restate refuses to register (META0006).
 """
@@ -19,6 +23,7 @@ import restate
 from restate import (
     Context,
     ObjectContext,
+    ObjectSharedContext,
     Service,
     VirtualObject,
     Workflow,
@@ -60,4 +65,19 @@ async def release(ctx: WorkflowSharedContext) -> str:
     return VERSION
 
 
-app = restate.app(services=[version, hold])
+counter = VirtualObject("Counter")
+
+
+@counter.handler()
+async def add(ctx: ObjectContext, value: int) -> int:
+    total = int(await ctx.get("total") or 0) + value
+    ctx.set("total", total)
+    return total
+
+
+@counter.handler(kind="shared")
+async def get(ctx: ObjectSharedContext) -> int:
+    return int(await ctx.get("total") or 0)
+
+
+app = restate.app(services=[version, hold, counter])

@@ -45,6 +45,7 @@ class Reason(StrEnum):
     PROVISIONING_CLUSTER = "ProvisioningCluster"
     READY = "Ready"
     RESTATE_UNHEALTHY = "RestateUnhealthy"
+    ROLL_HALTED = "RollHalted"
     ROLLING_OUT = "RollingOut"
     SCALING_DOWN = "ScalingDown"
     STORAGE_CLASS_NOT_FOUND = "StorageClassNotFound"

@@ -334,7 +334,8 @@ def desired_statefulset(
     identity, security groups); they win over ``compute.annotations``, as do the operator's
     labels over ``compute.labels``. ``Parallel`` pod management starts all nodes together so
     a metadata quorum can form; serving through ``restate-cluster`` gives each pod a stable
-    DNS name.
+    DNS name. ``OnDelete``: a changed template reaches the pods only as the operator restarts
+    them, in the order and at the pace Restate allows (``restate_op.roll``).
     """
     compute = cluster.spec.compute
     template_metadata: dict[str, Any] = {
@@ -352,6 +353,8 @@ def desired_statefulset(
             "selector": {"matchLabels": selector_labels(cluster)},
             "serviceName": CLUSTER_SERVICE_NAME,
             "podManagementPolicy": "Parallel",
+            # The operator restarts pods, one at a time in Restate's order (restate_op.roll).
+            "updateStrategy": {"type": "OnDelete"},
             "template": {"metadata": template_metadata, "spec": _pod_spec(cluster, settings)},
             "volumeClaimTemplates": [_claim_template(cluster)],
         },

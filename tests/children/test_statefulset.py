@@ -80,6 +80,7 @@ def test_statefulset_shape() -> None:
         "selector",
         "serviceName",
         "podManagementPolicy",
+        "updateStrategy",
         "template",
         "volumeClaimTemplates",
     }

@@ -15,10 +15,12 @@
   resources: ["persistentvolumeclaims"]
   verbs: ["list", "watch", "patch"]
 # Watched: provisioning starts once pod restate-0 runs, and a pod that cannot run (image, crash
-# loop, OOM, scheduling) is reported in the cluster's status.
+# loop, OOM, scheduling) is reported in the cluster's status. Deleted one at a time in a rolling
+# update (the StatefulSet rolls OnDelete, re-creating each from the new template), in the order
+# and at the pace Restate allows.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch"]
+  verbs: ["list", "watch", "delete"]
 # The ServiceAccount restate pods run as.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
