@@ -122,7 +122,7 @@ async def test_a_snapshot_of_every_partition_is_taken_and_listed(
         # Asked through the last node: its cluster controller has each leader export.
         results = await asyncio.to_thread(_take, netns, targets["restate-2"], partitions)
         assert [r.partition for r in results] == list(range(PARTITIONS))
-        assert all(r.error is None for r in results), results
+        assert all(r.error is None for r in results), [r.error for r in results]
         assert all(r.snapshot_id and r.snapshot_id.startswith("snap_") for r in results)
         assert all(r.log_id == r.partition for r in results), results
 

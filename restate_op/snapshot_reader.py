@@ -22,6 +22,11 @@ CREATE_PARTITION_SNAPSHOT = "/restate.cluster_ctrl.ClusterCtrlSvc/CreatePartitio
 SNAPSHOT_TIMEOUT_SECONDS = 30.0
 #: All partitions together; those not answered by then are reported as such.
 TOTAL_TIMEOUT_SECONDS = 60.0
+#: A partition refused is asked again, this many times in all, this far apart: just after
+#: a start or a leader change Restate answers "Can not find a suitable node to take snapshot
+#: of partition N" for a moment. A deadline is not retried (the budget would run out).
+ATTEMPTS = 3
+RETRY_DELAY_SECONDS = 1.0
 #: Partitions asked at once: the leaders export in parallel, the repository sees a few
 #: uploads at a time.
 CONCURRENCY = 4
@@ -49,21 +54,32 @@ async def take_snapshots(target: str, partitions: int) -> tuple[PartitionResult,
         )
 
         async def one(partition: int) -> PartitionResult:
-            async with limit:
-                left = deadline - loop.time()
-                if left <= 0:
-                    return PartitionResult(
-                        partition,
-                        error=f"not asked: the request's {TOTAL_TIMEOUT_SECONDS:g} s ran out",
-                    )
-                try:
-                    answer: bytes = await call(
-                        encode_request(partition),
-                        timeout=min(SNAPSHOT_TIMEOUT_SECONDS, left),
-                        wait_for_ready=False,
-                    )
-                    return parse_response(partition, answer)
-                except (grpc.aio.AioRpcError, wire.WireError) as exc:
-                    return PartitionResult(partition, error=_describe(exc))
+            result = PartitionResult(partition)
+            for attempt in range(ATTEMPTS):
+                if attempt:
+                    await asyncio.sleep(RETRY_DELAY_SECONDS)
+                async with limit:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        ran_out = f"the request's {TOTAL_TIMEOUT_SECONDS:g} s ran out"
+                        return (
+                            PartitionResult(partition, error=f"not asked: {ran_out}")
+                            if result.error is None
+                            else result
+                        )
+                    try:
+                        answer: bytes = await call(
+                            encode_request(partition),
+                            timeout=min(SNAPSHOT_TIMEOUT_SECONDS, left),
+                            wait_for_ready=False,
+                        )
+                        return parse_response(partition, answer)
+                    except wire.WireError as exc:
+                        return PartitionResult(partition, error=_describe(exc))
+                    except grpc.aio.AioRpcError as exc:
+                        result = PartitionResult(partition, error=_describe(exc))
+                        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                            return result
+            return result
 
         return tuple(await asyncio.gather(*(one(p) for p in range(partitions))))

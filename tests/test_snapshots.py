@@ -366,6 +366,7 @@ class _Node:
 
     def __init__(self, socket: str) -> None:
         self.asked: list[int] = []
+        self.not_ready_once = {3}
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         handler = grpc.unary_unary_rpc_method_handler(self._create)
         self.server.add_generic_rpc_handlers(
@@ -384,6 +385,9 @@ class _Node:
             context.abort(grpc.StatusCode.INTERNAL, "Failed to create snapshot")
         if partition == 2:
             time.sleep(2)
+        if partition in self.not_ready_once:
+            self.not_ready_once.discard(partition)
+            context.abort(grpc.StatusCode.INTERNAL, "Can not find a suitable node")
         return (
             wire.encode_field(1, f"snap_{partition}".encode())
             + wire.encode_field(2, partition)
@@ -395,13 +399,15 @@ def test_the_reader_asks_every_partition_and_reports_each_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(snapshot_reader, "SNAPSHOT_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(snapshot_reader, "RETRY_DELAY_SECONDS", 0.05)
     node = _Node(str(tmp_path / "node.sock"))
     node.server.start()
     try:
         results = asyncio.run(snapshot_reader.take_snapshots(f"unix://{tmp_path}/node.sock", 4))
     finally:
         node.server.stop(grace=None)
-    assert sorted(node.asked) == [0, 1, 2, 3]
+    # Refused partitions are asked again (3 times in all); a deadline is not.
+    assert sorted(node.asked) == [0, 1, 1, 1, 2, 3, 3]
     assert results[0] == PartitionResult(0, "snap_0", 0, 40)
     assert results[3] == PartitionResult(3, "snap_3", 3, 43)
     assert results[1].error == "INTERNAL: Failed to create snapshot"
@@ -413,6 +419,7 @@ def test_the_reader_stops_asking_when_the_whole_request_ran_out(
 ) -> None:
     monkeypatch.setattr(snapshot_reader, "CONCURRENCY", 1)
     monkeypatch.setattr(snapshot_reader, "TOTAL_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(snapshot_reader, "RETRY_DELAY_SECONDS", 0.05)
     node = _Node(str(tmp_path / "node.sock"))
     node.server.start()
     try:
