@@ -25,6 +25,7 @@ from restate_op.decide import (
     decide,
     forget,
     health_key,
+    snapshot_key,
 )
 from restate_op.decide import memory_key as _memory_key
 from restate_op.effects import Effect, Outcome
@@ -189,6 +190,7 @@ class RestateClusterController:
             capabilities=self.capabilities(),
             held_since=held_since,
             restate_health=self.memory.get(health_key(key)),
+            snapshot_run=self.memory.get(snapshot_key(key)),
             foreign=tuple(
                 obj
                 for kind in UPSTREAM_LEFTOVER_KINDS

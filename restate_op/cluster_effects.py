@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from restate_op.children import gcp
 from restate_op.children.constants import STATEFULSET_NAME
+from restate_op.children.restate_config import snapshot_destination
 from restate_op.drift import drift
 from restate_op.effects import (
     Apply,
@@ -25,11 +26,13 @@ from restate_op.effects import (
     RemoveMetadataMember,
     RestartPod,
     SwitchToOnDelete,
+    TakeSnapshots,
 )
 from restate_op.observe import Observation
 from restate_op.plan import Plan
-from restate_op.pod_health import pod_running
+from restate_op.pod_health import pod_running, running_pods
 from restate_op.roll import on_delete
+from restate_op.snapshots import SNAPSHOT_MEMORY, pending_token
 
 FIRST_POD = f"{STATEFULSET_NAME}-0"
 
@@ -204,6 +207,57 @@ def roll_pods(obs: Observation, plan: Plan) -> Planned:
     )
 
 
+def take_snapshots(obs: Observation, plan: Plan) -> Planned:
+    """Snapshot every partition once per new ``restate.dev/snapshot`` value, through a node
+    that joined (by the last health read) and whose pod runs.
+
+    Nothing while the spec is refused, without a repository (``conclude`` answers with the
+    field to set) or once the answer is in memory (``conclude`` records it).
+    """
+    token = pending_token(obs.cluster)
+    if token is None or plan.problems or snapshot_destination(obs.cluster) is None:
+        return Planned()
+    run = obs.snapshot_run
+    if run is not None and run.token == token:
+        return Planned()
+    target = _snapshot_node(obs)
+    health = obs.restate_health
+    config = health.configuration if health is not None and health.ok else None
+    if target is None or config is None or not config.partitions:
+        # No requeue of its own: the next health read (on its clock, while pods run) or a
+        # pod's event brings the cluster back.
+        note = f"Snapshot request {token!r} waits for a Restate node that joined the cluster"
+        return Planned(notes=(note,))
+    return Planned(
+        (TakeSnapshots(snapshot_key(obs), token, obs.node_address(target), config.partitions),),
+        requeue_after=0.0,
+    )
+
+
+def _snapshot_node(obs: Observation) -> str | None:
+    """A running pod whose node joined and is alive, one running the admin role (the
+    cluster controller serves ``CreatePartitionSnapshot``) if the roles are known."""
+    health = obs.restate_health
+    if health is None or not health.ok:
+        return None
+    running = set(running_pods(obs.pods, obs.cluster.spec.compute.desired_replicas))
+    joined = [
+        p
+        for p in health.pods
+        if p.pod in running
+        and p.ident is not None
+        and p.ident.node_id is not None
+        and p.ident.status == "Alive"
+    ]
+    admins = [p for p in joined if p.ident is not None and "admin" in p.ident.roles]
+    chosen = admins or joined
+    return chosen[0].pod if chosen else None
+
+
+def snapshot_key(obs: Observation) -> tuple[str, str]:
+    return (SNAPSHOT_MEMORY, obs.cluster.name)
+
+
 def health_key(obs: Observation) -> tuple[str, str]:
     return (HEALTH_MEMORY, obs.cluster.name)
 
@@ -220,4 +274,5 @@ PLANNERS: Mapping[str, Planner] = {
     "provision_restate": provision_restate,
     "roll_pods": roll_pods,
     "scale_down": scale_down,
+    "take_snapshots": take_snapshots,
 }

@@ -20,7 +20,8 @@ from typing import cast
 
 from restate_op import GROUP, KIND, VERSION
 from restate_op.api.lifecycle import Phase, Reason
-from restate_op.api.models import RestateClusterStatus, RestateHealthStatus
+from restate_op.api.models import RestateClusterStatus, RestateHealthStatus, SnapshotsStatus
+from restate_op.children.restate_config import snapshot_destination
 from restate_op.cluster_effects import HEALTH_MEMORY, PLANNERS
 from restate_op.coalesce import Held, hold_for
 from restate_op.controller import Conclusion, Decision, sooner
@@ -43,6 +44,14 @@ from restate_op.restate_health import (
     HEALTH_READ_SLACK,
     HEALTH_REFRESH_CHANGING,
     health_status,
+)
+from restate_op.snapshots import (
+    NOT_CONFIGURED,
+    SNAPSHOT_MEMORY,
+    not_configured_status,
+    pending_token,
+    run_note,
+    run_status,
 )
 from restate_op.status import Figures, Verdict, build_status, status_changed
 from restate_op.unreadable import (
@@ -95,6 +104,11 @@ def memory_key(name: str) -> tuple[str, str]:
 def health_key(name: str) -> tuple[str, str]:
     """Where the executor keeps the last read of this cluster's Restate health."""
     return (HEALTH_MEMORY, name)
+
+
+def snapshot_key(name: str) -> tuple[str, str]:
+    """Where the executor keeps the answer to this cluster's last snapshot request."""
+    return (SNAPSHOT_MEMORY, name)
 
 
 def recorded_phase(obs: Observation) -> str:
@@ -196,6 +210,8 @@ def conclude(
     drift = config_drift(obs.cluster, obs.restate_health)
     notes.extend(f"drift: {d}" for d in drift)
     before.extend(_drift_events(obs, drift))
+    snapshots, snapshot_events = _snapshots_section(obs)
+    before.extend(snapshot_events)
     provisioned = obs.recorded_status.provisioned if obs.recorded_status else None
     if outcome.provision is not None:
         result = outcome.provision
@@ -221,7 +237,7 @@ def conclude(
     status = build_status(
         MACHINE,
         verdict,
-        _figures(obs, decision.plan, provisioned, drift),
+        replace(_figures(obs, decision.plan, provisioned, drift), snapshots=snapshots),
         obs.cluster.metadata.generation,
         obs.recorded_status,
         now=rfc3339(now),
@@ -257,7 +273,7 @@ def _drift_events(obs: Observation, drift: tuple[str, ...]) -> tuple[Effect, ...
 
 def forget(name: str) -> tuple[Effect, ...]:
     """A cluster that is gone (or going) leaves nothing held in memory."""
-    return (Forget(memory_key(name)), Forget(health_key(name)))
+    return (Forget(memory_key(name)), Forget(health_key(name)), Forget(snapshot_key(name)))
 
 
 def rfc3339(now: float) -> str:
@@ -297,9 +313,9 @@ def _conclude_unreadable(obs: Unreadable, now: float) -> Conclusion:
     previous = previous_status(raw)
     verdict = unreadable_verdict(obs.error)
     generation = raw.get("metadata", {}).get("generation", 0)
-    status = build_status(
-        MACHINE, verdict, lenient_figures(raw), generation, previous, now=rfc3339(now)
-    )
+    # The last snapshots stay listed while the spec cannot be read.
+    figures = replace(lenient_figures(raw), snapshots=previous.snapshots if previous else None)
+    status = build_status(MACHINE, verdict, figures, generation, previous, now=rfc3339(now))
     # A held Provisioning status no longer says where the cluster stands.
     effects: list[Effect] = [Forget(memory_key(obs.name))]
     if status_changed(raw.get("status"), status):
@@ -307,6 +323,35 @@ def _conclude_unreadable(obs: Unreadable, now: float) -> Conclusion:
         if previous is None or previous.phase != "Degraded":
             effects.append(Emit(raw, "Warning", INVALID_SPEC, "ToDegraded", verdict.message))
     return Conclusion(effects=tuple(effects))
+
+
+def _snapshots_section(obs: Observation) -> tuple[SnapshotsStatus | None, tuple[Effect, ...]]:
+    """``status.snapshots``, and the Event of a request answered now.
+
+    A new ``restate.dev/snapshot`` value is answered once the snapshots were taken (the
+    answer is in memory), or at once without a repository (the field to set, a Warning);
+    otherwise the recorded section stands, so an operator restart writes nothing.
+    """
+    recorded = obs.recorded_status.snapshots if obs.recorded_status else None
+    token = pending_token(obs.cluster)
+    if token is None:
+        return recorded, ()
+    if snapshot_destination(obs.cluster) is None:
+        return not_configured_status(token, recorded), (
+            Emit(obs.raw, "Warning", "SnapshotNotConfigured", "TakeSnapshot", NOT_CONFIGURED),
+        )
+    run = obs.snapshot_run
+    if run is None or run.token != token:
+        return recorded, ()
+    failed = run.error is not None or bool(run.failed)
+    event = Emit(
+        obs.raw,
+        "Warning" if failed else "Normal",
+        "SnapshotFailed" if failed else "SnapshotTaken",
+        "TakeSnapshot",
+        run_note(run),
+    )
+    return run_status(run, recorded), (event,)
 
 
 def _restate_section(obs: Observation, drift: tuple[str, ...]) -> RestateHealthStatus | None:

@@ -208,6 +208,23 @@ class RemoveMetadataMember:
 
 
 @dataclass(frozen=True)
+class TakeSnapshots:
+    """Have Restate snapshot partitions ``0..partitions-1`` to its repository, through the
+    node port at ``target`` (a node that joined), for the request ``token``.
+
+    The executor keeps the answer (``restate_op.snapshots.SnapshotRun``) in memory under
+    ``key``; the next observation reads it from there and ``conclude`` records it in
+    ``status.snapshots``. A crash before that write takes the snapshots again (Restate just
+    makes newer ones): harmless, so no fault point.
+    """
+
+    key: tuple[str, str]
+    token: str
+    target: str
+    partitions: int
+
+
+@dataclass(frozen=True)
 class SwitchToOnDelete:
     """Set StatefulSet ``name``'s update strategy to ``OnDelete`` with a merge patch that
     also drops ``rollingUpdate``: a server-side apply cannot, as the API server defaulted
@@ -246,6 +263,7 @@ Effect = (
     | QueryRestate
     | ReadClusterHealth
     | RemoveMetadataMember
+    | TakeSnapshots
     | RestartPod
     | SwitchToOnDelete
 )

@@ -46,6 +46,7 @@ from restate_op.effects import (
     RemoveMetadataMember,
     RestartPod,
     SwitchToOnDelete,
+    TakeSnapshots,
     WriteStatus,
 )
 from restate_op.faults import fault_point
@@ -66,6 +67,8 @@ from restate_op.outcomes import (
 from restate_op.provisioning import provision_cluster
 from restate_op.restate_health import RestateHealth, health_figures
 from restate_op.restate_health_reader import read_health, remove_metadata_member
+from restate_op.snapshot_reader import take_snapshots
+from restate_op.snapshots import PartitionResult, SnapshotRun
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,7 @@ Provisioner = Callable[[str], Awaitable[ProvisionResult]]
 HealthReader = Callable[
     [Mapping[str, str], float, RestateHealth | None, NodeChannels], Awaitable[RestateHealth]
 ]
+SnapshotTaker = Callable[[str, int], Awaitable[tuple[PartitionResult, ...]]]
 
 
 class Memory:
@@ -149,8 +153,10 @@ class Executor:
         read_health: HealthReader = read_health,
         remove_member: Callable[[str, int], Awaitable[None]] = remove_metadata_member,
         node_channels: NodeChannels | None = None,
+        take_snapshots: SnapshotTaker = take_snapshots,
     ) -> None:
         self.client = client
+        self._take_snapshots = take_snapshots
         self._read_health = read_health
         #: The health reads' gRPC channels, one per node address, kept between reads.
         self.node_channels = node_channels if node_channels is not None else NodeChannels()
@@ -330,6 +336,17 @@ class Executor:
                     outcome.requeue(0.0)  # judged again at once with what is new
                 self.memory.put(effect.key, health)
                 METRICS.record_restate(effect.key[1], health_figures(health))
+            case TakeSnapshots():
+                results = await self._take_snapshots(effect.target, effect.partitions)
+                run = SnapshotRun(effect.token, self._clock(), results)
+                self.memory.put(effect.key, run)
+                log.info(
+                    "snapshot request %r of %s: %d/%d partitions snapshotted",
+                    effect.token,
+                    effect.key[1],
+                    len(results) - len(run.failed),
+                    len(results),
+                )
 
     async def _query_restate(self, effect: QueryRestate) -> None:
         """Read Restate's view into memory, one read at a time per Restate; a read that

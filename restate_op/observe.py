@@ -20,6 +20,7 @@ from restate_op.api.models import RestateCluster, RestateClusterStatus
 from restate_op.node_address import node_address
 from restate_op.restate_health import RestateHealth
 from restate_op.settings import Capabilities, OperatorSettings
+from restate_op.snapshots import SnapshotRun
 
 ChildKey = tuple[str, str]  # (kind, name) inside the cluster's namespace
 
@@ -53,6 +54,8 @@ class Observation:
     foreign: tuple[Mapping[str, Any], ...] = ()
     #: Restate's own account of the cluster, as last read (memory; None: not read yet).
     restate_health: RestateHealth | None = None
+    #: The answer to the last snapshot request carried out (memory; None: none since start).
+    snapshot_run: SnapshotRun | None = None
 
     @property
     def recorded_status(self) -> RestateClusterStatus | None:

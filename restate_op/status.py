@@ -15,6 +15,7 @@ from restate_op.api.models import (
     Condition,
     RestateClusterStatus,
     RestateHealthStatus,
+    SnapshotsStatus,
     StorageStatus,
 )
 from restate_op.machine import Machine
@@ -42,6 +43,7 @@ class Figures:
     current_bytes: int | None
     provisioned: bool | None
     restate: RestateHealthStatus | None = None
+    snapshots: SnapshotsStatus | None = None
 
 
 def now_rfc3339() -> str:
@@ -117,6 +119,7 @@ def build_status(
         ),
         provisioned=figures.provisioned,
         restate=figures.restate,
+        snapshots=figures.snapshots,
         message=verdict.message,
     )
 

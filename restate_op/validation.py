@@ -43,6 +43,7 @@ from restate_op.children.restate_config import (
     AUTO_PROVISION_ENV,
     AUTO_PROVISION_KEY,
     METADATA_SERVER_ROLES,
+    config_snapshot_option,
     config_toml,
     effective_auto_provision,
     env_entries,
@@ -51,6 +52,7 @@ from restate_op.children.restate_config import (
     user_sets_metadata_client,
 )
 from restate_op.children.restate_schema import check_config, env_key, restate_version
+from restate_op.snapshots import DESTINATION_ENV, INTERVAL_ENV, RETAINED_ENV
 
 #: Condition reason of every spec problem (upstream: ``InvalidRestateConfig``).
 INVALID_CONFIG: Final = "InvalidConfig"
@@ -94,6 +96,7 @@ def validate(cluster: RestateCluster) -> list[SpecProblem]:
         *_check_network(cluster),
         *_check_signing_key(cluster),
         *_check_trusted_ca_certs(cluster),
+        *_check_snapshots(cluster),
     ]
 
 
@@ -598,4 +601,57 @@ def _check_trusted_ca_certs(cluster: RestateCluster) -> list[SpecProblem]:
         problems += _check_secret_ref(
             f"spec.security.trustedCaCerts[{i}]", ref.secret_name, ref.key
         )
+    return problems
+
+
+#: spec.snapshots fields, the ``[worker.snapshots]`` key and the variable each one sets.
+_SNAPSHOT_OPTIONS: Final = (
+    ("destination", "destination", DESTINATION_ENV),
+    ("intervalRecords", "snapshot-interval-num-records", INTERVAL_ENV),
+    ("retained", "num-retained", RETAINED_ENV),
+)
+
+
+def _check_snapshots(cluster: RestateCluster) -> list[SpecProblem]:
+    """``spec.snapshots`` and the user's own setting of the same option must agree.
+
+    The operator sets each option on every node as a variable, which Restate reads over the
+    file, and a user variable of the same name replaces the operator's: a different value in
+    ``spec.config`` would be silently ignored, one in ``spec.compute.env`` would win.
+    """
+    spec = cluster.spec.snapshots
+    if spec is None:
+        return []
+    values = {
+        "destination": spec.destination,
+        "intervalRecords": spec.interval_records,
+        "retained": spec.retained,
+    }
+    doc = parsed_config(cluster) or {}
+    problems = []
+    for field, key, env_name in _SNAPSHOT_OPTIONS:
+        ours = values[field]
+        if ours is None:
+            continue
+        theirs = config_snapshot_option(doc, key)
+        if theirs is not None and str(theirs) != str(ours):
+            problems.append(
+                _problem(
+                    f"spec.snapshots.{field}",
+                    f"{ours!r} differs from [worker.snapshots] {key} = {theirs!r} in "
+                    f"spec.config; the operator sets {key} on every node from "
+                    f"spec.snapshots.{field}. Remove {key} from spec.config or make the two "
+                    "equal.",
+                )
+            )
+        for entry in env_entries(cluster, env_name):
+            if entry.value_from is not None or (entry.value or "") != str(ours):
+                problems.append(
+                    _problem(
+                        f"spec.snapshots.{field}",
+                        f"{ours!r} differs from {env_name} in spec.compute.env, which would "
+                        f"replace it on every node. Remove {env_name} from spec.compute.env "
+                        f"or make the two equal.",
+                    )
+                )
     return problems

@@ -186,6 +186,42 @@ class ClusterOptions(KubeModel):
     )
 
 
+#: Restate 1.7 writes snapshots to an S3(-compatible) object store only: its server refuses
+#: ``file://`` at start-up ("Unsupported protocol"; Restate enables it in its own tests).
+SNAPSHOT_DESTINATION_PATTERN = r"^s3://.+"
+
+
+class Snapshots(KubeModel):
+    """Where Restate puts partition snapshots (``[worker.snapshots]`` of every node).
+
+    A snapshot is taken on request: annotate the RestateCluster with
+    ``restate.dev/snapshot=<token>`` (a new token each time).
+    """
+
+    destination: str = Field(
+        pattern=SNAPSHOT_DESTINATION_PATTERN,
+        description="The snapshot repository, s3://bucket/prefix: an S3 or S3-compatible "
+        "object store shared by every node (Restate 1.7 supports no other). Region, "
+        "endpoint and credentials as Restate reads them: the pod's cloud identity, AWS_* "
+        "variables, or [worker.snapshots] aws-* keys in spec.config.",
+    )
+    interval_records: int | None = Field(
+        default=None,
+        ge=1,
+        description="Restate also snapshots a partition on its own every this many log "
+        "records (snapshot-interval-num-records); unset: only on request.",
+        json_schema_extra={"format": "int64"},
+    )
+    retained: int | None = Field(
+        default=None,
+        ge=1,
+        le=255,
+        description="Snapshots Restate keeps per partition in the repository (num-retained); "
+        "unset: Restate's default.",
+        json_schema_extra={"format": "int32"},
+    )
+
+
 class RestateClusterSpec(KubeModel):
     compute: Compute
     storage: Storage
@@ -198,6 +234,11 @@ class RestateClusterSpec(KubeModel):
     )
     config: str | None = Field(default=None, description="Restate configuration file (TOML).")
     cluster: ClusterOptions | None = None
+    snapshots: Snapshots | None = Field(
+        default=None,
+        description="The repository of partition snapshots; a snapshot is taken when the "
+        "annotation restate.dev/snapshot gets a new value.",
+    )
 
     @property
     def security_or_default(self) -> Security:
@@ -263,6 +304,40 @@ class RestateHealthStatus(KubeModel):
     )
 
 
+class PartitionSnapshot(KubeModel):
+    """One partition's snapshot, or why Restate did not take it."""
+
+    partition: int = Field(json_schema_extra={"format": "int32"})
+    snapshot_id: str | None = Field(default=None, description="Restate's id of the snapshot.")
+    min_applied_lsn: int | None = Field(
+        default=None,
+        description="The log position the snapshot covers (up to and including).",
+        json_schema_extra={"format": "int64"},
+    )
+    error: str | None = Field(
+        default=None, description="Why this request made no new snapshot of the partition."
+    )
+
+
+class SnapshotsStatus(KubeModel):
+    """The last snapshot request the operator handled (annotation restate.dev/snapshot)."""
+
+    request: str | None = Field(
+        default=None, description="The annotation's value handled last (a snapshot per token)."
+    )
+    taken_at: str | None = Field(
+        default=None,
+        description="When that request's snapshots were taken (none: no partition was).",
+        json_schema_extra={"format": "date-time"},
+    )
+    partitions: list[PartitionSnapshot] | None = Field(
+        default=None, description="The last snapshot of every partition."
+    )
+    error: str | None = Field(
+        default=None, description="Why no snapshot, or not every one, was taken."
+    )
+
+
 class RestateClusterStatus(KubeModel):
     phase: Phase | None = None
     observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
@@ -281,6 +356,7 @@ class RestateClusterStatus(KubeModel):
     storage: StorageStatus | None = None
     provisioned: bool | None = None
     restate: RestateHealthStatus | None = None
+    snapshots: SnapshotsStatus | None = None
     message: str | None = None
 
 

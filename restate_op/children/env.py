@@ -24,6 +24,7 @@ from restate_op.children.restate_config import (
     user_sets_metadata_client,
 )
 from restate_op.settings import OperatorSettings
+from restate_op.snapshots import snapshot_env
 
 SIGNING_KEY_ENV = "RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"
 SIGNING_KEY_FILE = "private.pem"
@@ -107,6 +108,8 @@ def _restate_env(cluster: RestateCluster, cluster_dns: str) -> list[dict[str, An
     ):
         addresses = json.dumps([_metadata_client_address(cluster, cluster_dns)])
         head.append(_value_env(f"{METADATA_CLIENT_ENV_PREFIX}ADDRESSES", addresses))
+    # spec.snapshots: the repository every node writes partition snapshots to.
+    head.extend(_value_env(name, value) for name, value in snapshot_env(cluster))
 
     tail = []
     signing_key_path = _signing_key_path(cluster)

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from restate_op.api.models import RestateCluster
 from restate_op.children.constants import CONFIG_MAP_PREFIX
+from restate_op.snapshots import DESTINATION_ENV
 
 #: Roles a Restate 1.x node runs when its configuration names none.
 DEFAULT_ROLES: Final = ("http-ingress", "admin", "worker", "log-server", "metadata-server")
@@ -107,3 +108,22 @@ def effective_auto_provision(cluster: RestateCluster) -> bool:
     if _user_manages_provisioning(cluster):
         return False
     return cluster.spec.compute.desired_replicas > 1
+
+
+def snapshot_destination(cluster: RestateCluster) -> str | None:
+    """The repository the nodes write snapshots to: ``spec.snapshots``, else the user's own
+    ``RESTATE_WORKER__SNAPSHOTS__DESTINATION`` or ``[worker.snapshots]`` (None: none)."""
+    if cluster.spec.snapshots is not None:
+        return cluster.spec.snapshots.destination
+    for entry in env_entries(cluster, DESTINATION_ENV):
+        if entry.value:
+            return str(entry.value)
+    configured = config_snapshot_option(parsed_config(cluster) or {}, "destination")
+    return configured if isinstance(configured, str) and configured else None
+
+
+def config_snapshot_option(doc: dict[str, Any], key: str) -> Any:
+    """``worker.snapshots.<key>`` of a parsed configuration file, or None."""
+    worker = doc.get("worker")
+    snapshots = worker.get("snapshots") if isinstance(worker, dict) else None
+    return snapshots.get(key) if isinstance(snapshots, dict) else None
