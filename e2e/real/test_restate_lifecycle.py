@@ -2,15 +2,18 @@
 
 One three-node RestateCluster (``default-replication = 2``) for the module, the SDK service
 of e2e/sdk_service registered with it by a RestateDeployment, and a client pod that calls
-the service through the cluster's ingress from inside the real node's namespace. In file
-order:
+the service through the cluster's ingress from inside the real node's namespace; its
+snapshot repository is e2e/s3_standin.py running in a pod beside them (Restate 1.7.12 writes
+snapshots to S3 only). In file order:
 
-1. a rolling image change: the operator restarts one pod at a time, each once Restate has
+1. a snapshot on request (``restate.dev/snapshot``): one per partition in status, each
+   partition's files listed in the repository;
+2. a rolling image change: the operator restarts one pod at a time, each once Restate has
    the others back, while an invocation loop keeps calling ``Counter/add``: the worst gap
    without an answer is measured (and bounded), every answered call counted in Restate;
-2. 3 -> 5 -> 3 replicas with data written before and read after: the departed nodes are
+3. 3 -> 5 -> 3 replicas with data written before and read after: the departed nodes are
    out of the metadata cluster, every remaining partition is led, their claims are kept;
-3. 3 -> 1 is refused (the replication needs two nodes): Degraded naming both fields, not a
+4. 3 -> 1 is refused (the replication needs two nodes): Degraded naming both fields, not a
    pod touched.
 """
 
@@ -24,6 +27,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +36,7 @@ from e2e.operator_process import wait_for
 from e2e.real.conftest import note
 from e2e.real.sdk_support import CLIENT_LABELS, Sdk, manifest, python_pod
 from e2e.real.support import (
+    RESTRICTED_CONTAINER,
     RealEnv,
     cluster_identity,
     dump,
@@ -39,6 +44,7 @@ from e2e.real.support import (
     restricted_namespace,
     wait_restate_status,
 )
+from e2e.realnode import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
 
 #: The worst gap the invocation loop may see during a rolling update (seconds): a node's
 #: partitions move to another leader when it stops, which takes Restate a few seconds.
@@ -69,6 +75,80 @@ LOOP = textwrap.dedent(
 )
 
 
+S3_LABELS = {"role": "s3"}
+BUCKET = "snapshots"
+# e2e/s3_standin.py, serving a directory of the pod on port 9000.
+S3_SCRIPT = (Path(__file__).resolve().parents[1] / "s3_standin.py").read_text() + textwrap.dedent(
+    """
+
+    S3Server(Path("/data"), "0.0.0.0", 9000).start()
+    threading.Event().wait()
+    """
+)
+# Lists the repository's files in the stand-in's pod, one relative path a line.
+LIST_FILES = (
+    "import os\n"
+    "for d, _, fs in os.walk('/data'):\n"
+    "    [print(os.path.relpath(os.path.join(d, f), '/data')) for f in fs]"
+)
+
+
+def _snapshot_repository(env: RealEnv, namespace: str, cluster: str) -> str:
+    """The S3 stand-in as a pod and Service that the cluster's nodes may reach; its URL."""
+    labels = {**S3_LABELS, f"allow.restate.dev/{cluster}": "true"}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "s3", "namespace": namespace, "labels": labels},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "tolerations": [REAL_NODE_TOLERATION],
+            "nodeSelector": dict(REAL_NODE_SELECTOR),
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "main",
+                    "image": env.images.sdk.ref,
+                    "imagePullPolicy": "Never",
+                    "command": ["python3", "-u", "-c", S3_SCRIPT],
+                    "ports": [{"containerPort": 9000}],
+                    "readinessProbe": {"tcpSocket": {"port": 9000}, "periodSeconds": 1},
+                    "securityContext": RESTRICTED_CONTAINER,
+                    "resources": {"limits": {"memory": "128Mi"}},
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                }
+            ],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s3", "namespace": namespace},
+        "spec": {"selector": S3_LABELS, "ports": [{"port": 9000, "targetPort": 9000}]},
+    }
+    env.kubectl.apply(pod)
+    env.kubectl.apply(service)
+    env.kubectl.run("wait", "-n", namespace, "pod/s3", "--for=condition=Ready", "--timeout=90s")
+    return f"http://s3.{namespace}.svc.cluster.local:9000"
+
+
+def _config(s3: str) -> str:
+    """Replication 2, and how the nodes reach the repository (an S3-compatible store)."""
+    return textwrap.dedent(
+        f"""\
+        default-replication = 2
+
+        [worker.snapshots]
+        aws-endpoint-url = "{s3}"
+        aws-allow-http = true
+        aws-region = "local"
+        aws-access-key-id = "e2e"
+        aws-secret-access-key = "e2e"
+        """
+    )
+
+
 @pytest.fixture(scope="module")
 def life(real_env: RealEnv) -> Iterator[Sdk]:
     """A three-node cluster with replication 2, the SDK service registered, a client pod."""
@@ -79,9 +159,10 @@ def life(real_env: RealEnv) -> Iterator[Sdk]:
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
         "podSelector": {"matchLabels": CLIENT_LABELS},
     }
-    spec = real_env.restate_cluster(
-        cluster, replicas=3, auto_provision=True, config="default-replication = 2\n"
-    )
+    s3 = _snapshot_repository(real_env, namespace, cluster)
+    spec = real_env.restate_cluster(cluster, replicas=3, auto_provision=True, config=_config(s3))
+    spec["spec"]["snapshots"] = {"destination": f"s3://{BUCKET}/{cluster}"}
+    spec["spec"]["compute"]["env"].append({"name": "AWS_EC2_METADATA_DISABLED", "value": "true"})
     spec["spec"]["security"] = {"networkPeers": {"ingress": [peer], "admin": [peer]}}
     real_env.kubectl.apply(spec)
     handle = Sdk(real_env, cluster, namespace)
@@ -166,6 +247,35 @@ def worst_gap(calls: list[tuple[float, float, bool]]) -> float:
     answered = [start + took for start, took, ok in calls if ok]
     assert len(answered) >= 2, calls[:20]
     return max(b - a for a, b in itertools.pairwise(answered))
+
+
+def test_snapshot_on_request_lands_in_the_repository(life: Sdk) -> None:
+    env = life.env
+    token = f"t-{secrets.token_hex(3)}"
+    t0 = time.monotonic()
+    env.kubectl.run(
+        "annotate", "restatecluster", life.cluster, f"restate.dev/snapshot={token}", "--overwrite"
+    )
+
+    def taken() -> dict[str, Any] | None:
+        snapshots: dict[str, Any] = _status(life).get("snapshots") or {}
+        return snapshots if snapshots.get("request") == token else None
+
+    snapshots = wait_for(taken, 120, 1.0, f"status.snapshots for {token}")
+    note("snapshot of every partition: annotate -> status", time.monotonic() - t0)
+    partitions = snapshots.get("partitions") or []
+    assert partitions and not snapshots.get("error"), snapshots
+    assert all(p.get("snapshotId") and not p.get("error") for p in partitions), snapshots
+    restate = _status(life).get("restate") or {}
+    assert len(partitions) == restate.get("partitions"), (partitions, restate)
+    _, listing = env.exec(life.namespace, "s3", "python3", "-c", LIST_FILES)
+    files = listing.split()
+    prefix = f"{BUCKET}/{life.cluster}"
+    for p in partitions:
+        ours = [f for f in files if f.startswith(f"{prefix}/{p['partition']}/")]
+        assert f"{prefix}/{p['partition']}/latest.json" in ours, (p, files[:40])
+        assert any(p["snapshotId"] in f for f in ours), (p, ours)
+    print(f"[real] repository: {len(files)} files for {len(partitions)} partitions")
 
 
 def test_rolling_image_change_keeps_ingress_answering(life: Sdk) -> None:
