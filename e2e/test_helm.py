@@ -734,6 +734,11 @@ NO_NETPOLS = Scenario(
     "network policies disabled", _change(security={"disableNetworkPolicies": True}), _ready()
 )
 SCALE_DOWN = Scenario("scaling two nodes to one", _change(compute={"replicas": 1}), _ready(**MULTI))
+ROLL = Scenario(
+    "an image change: the operator restarts the pod (OnDelete)",
+    _change(compute={"image": "restatedev/restate:1.7.13"}),
+    _ready(),
+)
 GROW = Scenario("storage growth", _change(storage={"storageRequestBytes": 4 * GIB}), _ready())
 PIA_NEW = Scenario("a Pod Identity role", _apply(**PIA))
 PIA_SYNCED = Scenario("the association synced: the canary Job", _ack_synced, _pia_created)
@@ -888,6 +893,7 @@ CASES: list[Case] = [
     *_own("secrets-store.csi.x-k8s.io", "secretproviderclasses", SPC_NEW, SPC_GONE),
     *_own("vpcresources.k8s.aws", "securitygrouppolicies", SGP_NEW, SGP_GONE),
     Case("", "persistentvolumeclaims", "patch", GROW),
+    Case("", "pods", "delete", ROLL),
     Case("restate.dev", "restateclusters/status", "patch", FRESH, _no_status),
     Case("restate.dev", "restateclusters/finalizers", "update", FRESH),
     Case("events.k8s.io", "events", "create", FRESH, _events_dropped),
