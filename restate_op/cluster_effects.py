@@ -31,7 +31,7 @@ from restate_op.effects import (
 from restate_op.observe import Observation
 from restate_op.plan import Plan
 from restate_op.pod_health import pod_running, running_pods
-from restate_op.roll import on_delete
+from restate_op.roll import node_label, on_delete
 from restate_op.snapshots import SNAPSHOT_MEMORY, pending_token
 
 FIRST_POD = f"{STATEFULSET_NAME}-0"
@@ -181,10 +181,7 @@ def roll_pods(obs: Observation, plan: Plan) -> Planned:
     roll = plan.roll
     if roll is None or roll.restart is None:
         return Planned()
-    node = ""
-    if obs.restate_health is not None:
-        found = next((p.node_id for p in obs.restate_health.pods if p.pod == roll.restart), None)
-        node = f" (N{found})" if found is not None else ""
+    node = node_label(obs.restate_health, roll.restart)
     if roll.broken:
         paced = "it was not ready on the old template"
     elif roll.unchecked:

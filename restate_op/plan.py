@@ -495,7 +495,7 @@ def _scale_down(obs: Observation) -> ScaleDown | None:
         return ScaleDown(live, target, departing, None, blocked="Restate's view not read yet")
     if not health.ok:
         return ScaleDown(live, target, departing, None, unchecked=health.error)
-    node_id = next((p.node_id for p in health.pods if p.pod == departing), None)
+    node_id = health.node_of(departing)
     if node_id is None or node_id not in health.metadata_members:
         return ScaleDown(live, target, departing, node_id)
     leader = health.metadata_leader

@@ -89,6 +89,15 @@ def _container_problem(pod: str, namespace: str, cs: Mapping[str, Any]) -> PodPr
     return None
 
 
+def kube_timestamp(value: Any) -> float | None:
+    """A Kubernetes timestamp (``2026-12-02T16:48:34Z``) as seconds; None if it is none."""
+    try:
+        when = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC).timestamp()
+
+
 def _unschedulable_since(status: Mapping[str, Any]) -> float | None:
     """When the scheduler started saying it cannot place the pod, unless it is transient."""
     for c in status.get("conditions") or ():
@@ -97,11 +106,7 @@ def _unschedulable_since(status: Mapping[str, Any]) -> float | None:
             continue
         if any(t in str(c.get("message", "")) for t in TRANSIENT_SCHEDULING):
             return None
-        try:
-            when = datetime.strptime(str(c.get("lastTransitionTime")), "%Y-%m-%dT%H:%M:%SZ")
-        except ValueError:
-            return None
-        return when.replace(tzinfo=UTC).timestamp()
+        return kube_timestamp(c.get("lastTransitionTime"))
     return None
 
 

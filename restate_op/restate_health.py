@@ -125,6 +125,10 @@ class RestateHealth:
     def pod_of(self, node_id: int) -> str | None:
         return next((p.pod for p in self.pods if p.node_id == node_id), None)
 
+    def node_of(self, pod: str) -> int | None:
+        """The node id ``pod`` answered with (None: it did not, or has none yet)."""
+        return next((p.node_id for p in self.pods if p.pod == pod), None)
+
     @property
     def members(self) -> tuple[str, ...]:
         """Pods whose node is a metadata-server member."""

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
-from restate_op.pod_health import pod_names
+from restate_op.pod_health import kube_timestamp, pod_names
 from restate_op.restate_health import RestateHealth, problems
 
 #: How long a re-created pod may take to be ready and back in Restate before the roll halts.
@@ -53,21 +52,13 @@ class Roll:
     broken: bool = False
 
 
-def _timestamp(value: Any) -> float | None:
-    try:
-        when = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return None
-    return when.replace(tzinfo=UTC).timestamp()
-
-
 def _ready_since(pod: Mapping[str, Any]) -> float | None:
     """When the pod last became ready; None when it is not ready."""
     for c in (pod.get("status") or {}).get("conditions") or ():
         if c.get("type") == "Ready":
             if c.get("status") != "True":
                 return None
-            return _timestamp(c.get("lastTransitionTime")) or 0.0
+            return kube_timestamp(c.get("lastTransitionTime")) or 0.0
     return None
 
 
@@ -96,7 +87,7 @@ def _order(pods: Iterable[str], health: RestateHealth | None) -> tuple[str, ...]
         ordinal = -int(pod.rsplit("-", 1)[-1])
         if health is None or not health.ok:
             return (False, False, ordinal)
-        node = next((p.node_id for p in health.pods if p.pod == pod), None)
+        node = health.node_of(pod)
         leader = node is not None and node == health.metadata_leader
         member = pod in health.members or (node is not None and node in health.metadata_members)
         return (leader, member, ordinal)
@@ -104,10 +95,9 @@ def _order(pods: Iterable[str], health: RestateHealth | None) -> tuple[str, ...]
     return tuple(sorted(pods, key=key))
 
 
-def _node(health: RestateHealth | None, pod: str) -> str:
-    if health is None:
-        return ""
-    node = next((p.node_id for p in health.pods if p.pod == pod), None)
+def node_label(health: RestateHealth | None, pod: str) -> str:
+    """`` (N3)`` for a pod whose node id Restate told; "" otherwise."""
+    node = health.node_of(pod) if health is not None else None
     return f" (N{node})" if node is not None else ""
 
 
@@ -141,32 +131,32 @@ def plan_roll(
 
     def restart(pod: str) -> Roll:
         uid = _meta(live[pod]).get("uid")
-        return _with(roll, restart=pod, restart_uid=str(uid) if uid else None)
+        return replace(roll, restart=pod, restart_uid=str(uid) if uid else None)
 
     halted = _halted(live, update_revision, health, now) if now is not None else None
     if halted is not None:
-        return _with(roll, halted=halted, waiting=f"the roll is halted: {halted}")
+        return replace(roll, halted=halted, waiting=f"the roll is halted: {halted}")
     broken = [n for n in order if _ready_since(live[n]) is None]
     if broken:
         # Not ready on the old template: it serves nothing, so replacing it costs nothing.
-        return _with(restart(broken[0]), broken=True)
+        return replace(restart(broken[0]), broken=True)
     gone = [n for n in wanted if n not in live]
     if gone:
-        return _with(roll, waiting=f"pod {gone[0]} is being replaced")
+        return replace(roll, waiting=f"pod {gone[0]} is being replaced")
     unready = [n for n in wanted if _ready_since(live[n]) is None]
     if unready:
-        return _with(roll, waiting=f"pod {unready[0]} is not ready")
+        return replace(roll, waiting=f"pod {unready[0]} is not ready")
     if health is None:
-        return _with(roll, waiting="Restate's view not read yet")
+        return replace(roll, waiting="Restate's view not read yet")
     if not health.ok:
-        return _with(restart(order[0]), unchecked=health.error)
+        return replace(restart(order[0]), unchecked=health.error)
     found = problems(health, wanted)
     if found:
-        return _with(roll, waiting=f"Restate reports: {'; '.join(found)}")
+        return replace(roll, waiting=f"Restate reports: {'; '.join(found)}")
     newest = max(wanted, key=lambda n: _ready_since(live[n]) or 0.0)
     # Timestamps have whole seconds: a read in the same second may predate the readiness.
     if health.read_at < (_ready_since(live[newest]) or 0.0) + 1.0:
-        return _with(roll, waiting=f"waiting for Restate to count {newest} back in")
+        return replace(roll, waiting=f"waiting for Restate to count {newest} back in")
     return restart(order[0])
 
 
@@ -181,18 +171,14 @@ def _halted(
     for name, pod in sorted(live.items()):
         if _revision(pod) != update_revision:
             continue
-        created = _timestamp(_meta(pod).get("creationTimestamp"))
+        created = kube_timestamp(_meta(pod).get("creationTimestamp"))
         if created is None or now - created < ROLL_PATIENCE_SECONDS:
             continue
         if _ready_since(pod) is None:
             late = int(now - created)
-            return f"pod {name}{_node(health, name)} is not ready {late}s after it restarted"
+            return f"pod {name}{node_label(health, name)} is not ready {late}s after it restarted"
         if health is not None and health.ok and health.read_at > created + ROLL_PATIENCE_SECONDS:
             found = [p for p in problems(health, (name,)) if name in p]
             if found:
                 return f"{found[0]}, {int(now - created)}s after it restarted"
     return None
-
-
-def _with(roll: Roll, **changes: Any) -> Roll:
-    return replace(roll, **changes)
