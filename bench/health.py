@@ -201,6 +201,7 @@ async def _measure(
         pids = r.pids(op)
         before = procstat.sample_all(pids)
         req0 = await scenarios.reading(op)
+        reconciles0 = await asyncio.to_thread(op.reconciles)
         calls0 = standin.counts()
         w0 = time.time()
         r.log(f"[health] {mode}: measuring for {window:.0f} s")
@@ -208,6 +209,7 @@ async def _measure(
         w1 = time.time()
         after = procstat.sample_all(pids)
         counts = delta(await scenarios.reading(op), req0)
+        reconciles = await asyncio.to_thread(op.reconciles) - reconciles0
         calls1 = standin.counts()
     finally:
         await r.stop_operator(op)
@@ -227,6 +229,8 @@ async def _measure(
             m: round(v / n / minutes, 2) for m, v in by_method.items()
         },
         "requests_per_minute": round(total(counts) / minutes, 1),
+        # A periodic read rides no reconcile: only a changed answer wakes one.
+        "reconciles_per_minute": round(reconciles / minutes, 1),
         "requests_per_minute_excluding_watch": round(
             sum(v for (verb, _), v in counts.items() if verb != "watch") / minutes, 1
         ),

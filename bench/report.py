@@ -299,6 +299,7 @@ def health_markdown(h: dict[str, Any], scale: list[dict[str, Any]]) -> list[str]
             f"| {label} | {clusters} | {_fmt(m['window_s'])} | {_fmt(calls)} | "
             f"{_fmt(m['requests_per_minute'])} "
             f"({_fmt(m['requests_per_minute_excluding_watch'])}) | "
+            f"{_fmt(m.get('reconciles_per_minute'))} | "
             f"{_fmt(m['operator_cpu_percent'])} | {_fmt(m['operator_rss_mib'])} |"
         )
 
@@ -318,15 +319,16 @@ def health_markdown(h: dict[str, Any], scale: list[dict[str, Any]]) -> list[str]
             "Each row is a fresh operator over the same Ready clusters, one after the other, "
             "measured once it had read every cluster and settled: reads off "
             "(`--restate-health-seconds 0`, no reads while Ready) is the baseline, reads on "
-            "the default (every 30 s, channels kept between reads); a channel per read "
+            "the default (every 30 s on the operator's own clock, a reconcile only when the answer "
+            "changed, channels kept between reads); a channel per read "
             "(`--restate-health-channels 0`) opens and closes one per pod each read, as "
             "before the operator kept them.",
         ]
     out += [
         "",
         "| | clusters | window s | gRPC calls/cluster/min | kube req/min (without watch) "
-        "| operator CPU % | operator RSS MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| reconciles/min | operator CPU % | operator RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     if base is None:
         out.append(row("health", h, n))
@@ -339,7 +341,7 @@ def health_markdown(h: dict[str, Any], scale: list[dict[str, Any]]) -> list[str]
         for mode, m in others:
             cpu = m["operator_cpu_percent"] - base["operator_cpu_percent"]
             rss = m["operator_rss_mib"] - base["operator_rss_mib"]
-            out.append(f"| {mode} - baseline | | | | | {cpu:+.2f} | {rss:+.1f} |")
+            out.append(f"| {mode} - baseline | | | | | | {cpu:+.2f} | {rss:+.1f} |")
     if near is not None:
         out.append(
             row(

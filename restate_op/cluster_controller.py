@@ -25,13 +25,14 @@ from restate_op.decide import (
     decide,
     forget,
     health_key,
+    poll_key,
     snapshot_key,
 )
 from restate_op.decide import memory_key as _memory_key
 from restate_op.effects import Effect, Outcome
-from restate_op.executor import Memory
 from restate_op.kube import resources
 from restate_op.kube.resources import Kind
+from restate_op.memory import Memory
 from restate_op.metrics import METRICS
 from restate_op.observe import ChildKey, Observation, Unreadable
 from restate_op.settings import Capabilities, OperatorSettings
@@ -190,6 +191,7 @@ class RestateClusterController:
             capabilities=self.capabilities(),
             held_since=held_since,
             restate_health=self.memory.get(health_key(key)),
+            health_poll=self.memory.get(poll_key(key)),
             snapshot_run=self.memory.get(snapshot_key(key)),
             foreign=tuple(
                 obj

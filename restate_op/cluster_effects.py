@@ -261,6 +261,8 @@ def health_key(obs: Observation) -> tuple[str, str]:
 
 #: Where the executor keeps the last read of a cluster's Restate health.
 HEALTH_MEMORY = "restatecluster-health"
+#: Where the executor keeps a Ready cluster's standing health poll.
+HEALTH_POLL_MEMORY = "restatecluster-health-poll"
 
 
 #: Every planner a state may name in ``states/restatecluster.yaml``.

@@ -22,7 +22,7 @@ from restate_op import GROUP, KIND, VERSION
 from restate_op.api.lifecycle import Phase, Reason
 from restate_op.api.models import RestateClusterStatus, RestateHealthStatus, SnapshotsStatus
 from restate_op.children.restate_config import snapshot_destination
-from restate_op.cluster_effects import HEALTH_MEMORY, PLANNERS
+from restate_op.cluster_effects import HEALTH_MEMORY, HEALTH_POLL_MEMORY, PLANNERS
 from restate_op.coalesce import Held, hold_for
 from restate_op.controller import Conclusion, Decision, sooner
 from restate_op.effects import (
@@ -30,6 +30,7 @@ from restate_op.effects import (
     Emit,
     Forget,
     Outcome,
+    PollClusterHealth,
     ReadClusterHealth,
     Remember,
     WriteStatus,
@@ -106,6 +107,11 @@ def health_key(name: str) -> tuple[str, str]:
     return (HEALTH_MEMORY, name)
 
 
+def poll_key(name: str) -> tuple[str, str]:
+    """Where the executor keeps this cluster's standing health poll while it stands."""
+    return (HEALTH_POLL_MEMORY, name)
+
+
 def snapshot_key(name: str) -> tuple[str, str]:
     """Where the executor keeps the answer to this cluster's last snapshot request."""
     return (SNAPSHOT_MEMORY, name)
@@ -170,28 +176,36 @@ def health_reads(
 ) -> tuple[tuple[Effect, ...], float | None]:
     """Read Restate's health on a clock, in whatever state the cluster is, once pods run.
 
-    Not a state's effect: it follows time, not a transition. Every
-    ``--restate-health-seconds`` while Ready (0: never again once read), every
-    ``HEALTH_REFRESH_CHANGING`` while the cluster changes (a read due within
-    ``HEALTH_READ_SLACK`` is made now: the last one was timed by the executor, a moment
-    after its decision). A changing cluster is judged again with the answer at once (a
-    roll waits for a read made after its last pod became ready); a Ready one only if the
-    answer says something new (the executor requeues), else at its next read: the same
-    answer would decide the same, and a periodic read costs one reconcile, not two.
+    Not a state's effect: it follows time, not a transition. The first read is made at
+    once. While Ready the executor reads on its own clock every ``--restate-health-seconds``
+    (a standing ``PollClusterHealth``; 0: never again once read): an answer that says what
+    the last one said costs no reconcile, one that says something new wakes the cluster.
+    While the cluster changes, every ``HEALTH_REFRESH_CHANGING`` on the reconcile's clock
+    (a read due within ``HEALTH_READ_SLACK`` is made now: the last one was timed by the
+    executor, a moment after its decision), judged again with the answer at once (a roll
+    waits for a read made after its last pod became ready).
     """
+    name = obs.cluster.name
     running = running_pods(obs.pods, obs.cluster.spec.compute.desired_replicas)
-    if not running:
-        return (), None
+    targets = tuple((pod, obs.node_address(pod)) for pod in running)
+    ready = phase == "Ready"
+    interval = obs.settings.restate_health_seconds if ready else HEALTH_REFRESH_CHANGING
+    wish = (
+        PollClusterHealth(poll_key(name), health_key(name), targets, interval)
+        if ready and targets and interval
+        else None
+    )
+    effects: list[Effect] = []
+    if wish != obs.health_poll:  # stand it, move it to new pods, or stop it
+        effects.append(wish or PollClusterHealth(poll_key(name), health_key(name)))
     health = obs.restate_health
-    interval = obs.settings.restate_health_seconds if phase == "Ready" else HEALTH_REFRESH_CHANGING
-    if interval == 0 and health is not None:
-        return (), None  # --restate-health-seconds 0: no reads while Ready
+    if not running or (ready and health is not None):
+        return tuple(effects), None  # nothing to read, or the poll reads
     age = now - health.read_at if health is not None else None
     if age is not None and age < interval - HEALTH_READ_SLACK:
-        return (), interval - age
-    targets = tuple((pod, obs.node_address(pod)) for pod in running)
-    again = (interval or None) if phase == "Ready" else 0.0
-    return (ReadClusterHealth(health_key(obs.cluster.name), targets),), again
+        return tuple(effects), interval - age
+    effects.append(ReadClusterHealth(health_key(name), targets))
+    return tuple(effects), None if ready else 0.0
 
 
 def conclude(
@@ -273,7 +287,12 @@ def _drift_events(obs: Observation, drift: tuple[str, ...]) -> tuple[Effect, ...
 
 def forget(name: str) -> tuple[Effect, ...]:
     """A cluster that is gone (or going) leaves nothing held in memory."""
-    return (Forget(memory_key(name)), Forget(health_key(name)), Forget(snapshot_key(name)))
+    return (
+        Forget(memory_key(name)),
+        Forget(health_key(name)),
+        Forget(poll_key(name)),
+        Forget(snapshot_key(name)),
+    )
 
 
 def rfc3339(now: float) -> str:

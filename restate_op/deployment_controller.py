@@ -44,9 +44,10 @@ from restate_op.deployment_unreadable import (
     decide_unreadable,
 )
 from restate_op.effects import Effect, Forget, Outcome
-from restate_op.executor import Memory, controlled_by
+from restate_op.executor import controlled_by
 from restate_op.kube import resources
 from restate_op.kube.resources import Kind
+from restate_op.memory import Memory
 from restate_op.settings import Capabilities, OperatorSettings
 
 log = logging.getLogger(__name__)

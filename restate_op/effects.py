@@ -197,6 +197,26 @@ class ReadClusterHealth:
 
 
 @dataclass(frozen=True)
+class PollClusterHealth:
+    """Keep reading the cluster's health every ``every`` seconds on the executor's own clock
+    (``every`` None: stop), waking the cluster's reconcile only when the answer changed.
+
+    For Ready clusters. A periodic read riding a reconcile costs the reconcile too (the plan
+    and diff of every child, several times the read); most reads say what the last one
+    said, so only a changed answer is worth judging. The executor keeps this request in
+    memory under ``key`` while it stands (the observation sees it: a reconcile that finds
+    its wish standing emits nothing) and each answer under ``health``, as
+    ``ReadClusterHealth`` does. Nothing of it survives a restart or a lost Lease: the next
+    reconcile finds no poll standing and asks again.
+    """
+
+    key: tuple[str, str]
+    health: tuple[str, str]
+    targets: tuple[tuple[str, str], ...] = ()
+    every: float | None = None
+
+
+@dataclass(frozen=True)
 class RemoveMetadataMember:
     """Remove node ``node_id`` from the Restate metadata cluster through its leader (the
     node port at ``leader``), before its pod goes; the cluster's health is read afresh next
@@ -262,6 +282,7 @@ Effect = (
     | DeregisterDeployment
     | QueryRestate
     | ReadClusterHealth
+    | PollClusterHealth
     | RemoveMetadataMember
     | TakeSnapshots
     | RestartPod

@@ -36,6 +36,7 @@ from restate_op.effects import (
     OrphanDelete,
     Outcome,
     PatchClaimSize,
+    PollClusterHealth,
     Provision,
     ProvisionResult,
     QueryRestate,
@@ -50,10 +51,12 @@ from restate_op.effects import (
     WriteStatus,
 )
 from restate_op.faults import fault_point
+from restate_op.health_polls import HealthPolls, Wake
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
 from restate_op.kube.errors import Conflict, KubeError, is_transient, with_retries
 from restate_op.kube.events import EventRecorder
+from restate_op.memory import Memory
 from restate_op.metrics import METRICS
 from restate_op.node_channels import NodeChannels
 from restate_op.outcomes import (
@@ -77,26 +80,6 @@ HealthReader = Callable[
     [Mapping[str, str], float, RestateHealth | None, NodeChannels], Awaitable[RestateHealth]
 ]
 SnapshotTaker = Callable[[str, int], Awaitable[tuple[PartitionResult, ...]]]
-
-
-class Memory:
-    """What the operator keeps between reconciles in memory only (held statuses).
-
-    Nothing in it is needed to carry on after a restart: a controller that finds it empty
-    starts from the live objects, as a level-triggered reconcile does anyway.
-    """
-
-    def __init__(self) -> None:
-        self._values: dict[tuple[str, str], Any] = {}
-
-    def get(self, key: tuple[str, str]) -> Any:
-        return self._values.get(key)
-
-    def put(self, key: tuple[str, str], value: Any) -> None:
-        self._values[key] = value
-
-    def drop(self, key: tuple[str, str]) -> None:
-        self._values.pop(key, None)
 
 
 def classify(exc: BaseException, effect: Effect | None = None) -> ReconcileError:
@@ -169,6 +152,10 @@ class Executor:
         self._clock = clock
         #: One read of Restate's view at a time per Restate (see ``_query_restate``).
         self._view_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        #: One read of a cluster's health at a time (a standing poll's and a reconcile's).
+        self._health_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        #: The Ready clusters' standing health reads (``PollClusterHealth``).
+        self.polls = HealthPolls(memory, self._read_cluster_health, clock)
 
     @property
     def admin(self) -> httpx.AsyncClient:
@@ -177,17 +164,22 @@ class Executor:
         return self._admin
 
     async def close(self) -> None:
+        await self.polls.close()
         await self.node_channels.close()
         if self._admin is not None:
             await self._admin.aclose()
             self._admin = None
 
-    async def run(self, effects: Sequence[Effect]) -> Outcome:
-        """Carry out ``effects`` in order; stop at the first failure (see ``Outcome.error``)."""
+    async def run(self, effects: Sequence[Effect], wake: Wake | None = None) -> Outcome:
+        """Carry out ``effects`` in order; stop at the first failure (see ``Outcome.error``).
+
+        ``wake``: enqueues the reconcile these effects came from, for what stands after it
+        (a ``PollClusterHealth`` wakes it when the answer changes).
+        """
         outcome = Outcome()
         for index, effect in enumerate(effects):
             try:
-                await self._carry_out(effect, outcome)
+                await self._carry_out(effect, outcome, wake)
             except Exception as exc:
                 outcome.error = classify(exc, effect)
                 if outcome.error.error_class.metric_label == "Internal":
@@ -200,7 +192,7 @@ class Executor:
                 fault_point("after-patch-pvcs")
         return outcome
 
-    async def _carry_out(self, effect: Effect, outcome: Outcome) -> None:
+    async def _carry_out(self, effect: Effect, outcome: Outcome, wake: Wake | None) -> None:
         match effect:
             case Apply():
                 await self._apply(effect, outcome)
@@ -265,8 +257,11 @@ class Executor:
                     # A cluster gone: its gauges go with it (bounded by the live clusters).
                     METRICS.forget_cluster(effect.key[1])
                 self.memory.drop(effect.key)
-                # A cluster's health key: its pods' channels go (a no-op for other keys).
+                # A cluster's health key: its pods' channels go; its poll key: the poll
+                # stops (no-ops for other keys).
                 await self.node_channels.release(effect.key)
+                self.polls.stop(effect.key)
+                self._health_locks.pop(effect.key, None)
             case RegisterDeployment():
                 fault_point(f"before-register-{effect.version}")
                 result = await restate_admin.register(self.admin, effect)
@@ -324,18 +319,10 @@ class Executor:
                     self.memory.drop(effect.health_key)
                 log.info("restarted pod %s/%s (rolling update)", effect.namespace, effect.name)
             case ReadClusterHealth():
-                stored = self.memory.get(effect.key)
-                known = stored if isinstance(stored, RestateHealth) else None
-                targets = dict(effect.targets)
-                # Pods scaled away since the last read: their channels go.
-                await self.node_channels.hold(effect.key, targets.values())
-                health = await self._read_health(targets, self._clock(), known, self.node_channels)
-                if health.error is not None:
-                    log.info("Restate's health unread (%s): %s", effect.key[1], health.error)
-                if not health.says_the_same(known):
+                if await self._read_cluster_health(effect.key, dict(effect.targets)):
                     outcome.requeue(0.0)  # judged again at once with what is new
-                self.memory.put(effect.key, health)
-                METRICS.record_restate(effect.key[1], health_figures(health))
+            case PollClusterHealth():
+                self.polls.set(effect, wake)
             case TakeSnapshots():
                 results = await self._take_snapshots(effect.target, effect.partitions)
                 run = SnapshotRun(effect.token, self._clock(), results)
@@ -347,6 +334,21 @@ class Executor:
                     len(results) - len(run.failed),
                     len(results),
                 )
+
+    async def _read_cluster_health(self, key: tuple[str, str], targets: Mapping[str, str]) -> bool:
+        """Read the cluster's health from ``targets`` into memory under ``key``; True when
+        the answer is not what the last read said."""
+        async with self._health_locks.setdefault(key, asyncio.Lock()):
+            stored = self.memory.get(key)
+            known = stored if isinstance(stored, RestateHealth) else None
+            # Pods scaled away since the last read: their channels go.
+            await self.node_channels.hold(key, targets.values())
+            health = await self._read_health(targets, self._clock(), known, self.node_channels)
+            if health.error is not None:
+                log.info("Restate's health unread (%s): %s", key[1], health.error)
+            self.memory.put(key, health)
+            METRICS.record_restate(key[1], health_figures(health))
+            return not health.says_the_same(known)
 
     async def _query_restate(self, effect: QueryRestate) -> None:
         """Read Restate's view into memory, one read at a time per Restate; a read that

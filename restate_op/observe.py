@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from restate_op.api.models import RestateCluster, RestateClusterStatus
+from restate_op.effects import PollClusterHealth
 from restate_op.node_address import node_address
 from restate_op.restate_health import RestateHealth
 from restate_op.settings import Capabilities, OperatorSettings
@@ -54,6 +55,8 @@ class Observation:
     foreign: tuple[Mapping[str, Any], ...] = ()
     #: Restate's own account of the cluster, as last read (memory; None: not read yet).
     restate_health: RestateHealth | None = None
+    #: The standing health poll of this Ready cluster (memory; None: none stands).
+    health_poll: PollClusterHealth | None = None
     #: The answer to the last snapshot request carried out (memory; None: none since start).
     snapshot_run: SnapshotRun | None = None
 

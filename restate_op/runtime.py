@@ -30,7 +30,7 @@ from restate_op.cluster_controller import RestateClusterController
 from restate_op.controller import Controller, RequiredApi, Result, Watch
 from restate_op.deployment_controller import RestateDeploymentController
 from restate_op.discovery import Discovery, crd_name
-from restate_op.executor import Executor, Memory
+from restate_op.executor import Executor
 from restate_op.http import HealthServer
 from restate_op.kube.client import KubeClient
 from restate_op.kube.compact import compact
@@ -40,6 +40,7 @@ from restate_op.kube.lease import LeaderElector
 from restate_op.kube.resources import Kind
 from restate_op.kube.workqueue import WorkQueue
 from restate_op.logs import current_cluster
+from restate_op.memory import Memory
 from restate_op.metrics import METRICS
 from restate_op.node_channels import NodeChannels
 from restate_op.outcomes import ReconcileError
@@ -156,7 +157,7 @@ class Operator:
         make = controllers or default_controllers
         self.controllers: dict[str, Controller[Any]] = {c.name: c for c in make(self)}
         self._reconcilers = {
-            name: Reconcile(controller, self.executor)
+            name: Reconcile(controller, self.executor, wake=self._waker(name))
             for name, controller in self.controllers.items()
         }
         # host None: every interface, IPv4 and IPv6 (upstream binds [::]).
@@ -217,6 +218,15 @@ class Operator:
                     self.queue.add((controller, key))
 
         return enqueue
+
+    def _waker(self, controller: str) -> Callable[[str], None]:
+        """Enqueue one of ``controller``'s keys (what a standing poll calls on a change)."""
+
+        def wake(key: str) -> None:
+            if self.is_leader:
+                self.queue.add((controller, key))
+
+        return wake
 
     def _enqueue_everything(self) -> None:
         for name, controller in self.controllers.items():
@@ -310,6 +320,7 @@ class Operator:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.executor.polls.close()
             raise
 
     async def _until_stopped(self, work: Awaitable[Any]) -> bool:
@@ -398,6 +409,8 @@ class Reconcile:
     controller: Controller[Any]
     executor: Executor
     clock: Callable[[], float] = time.time
+    #: Enqueues a key of this controller again (for what the executor keeps standing).
+    wake: Callable[[str], None] | None = None
 
     async def __call__(self, key: str) -> Result:
         started = time.monotonic()
@@ -413,7 +426,10 @@ class Reconcile:
             return Result()  # gone: ownerReferences let the garbage collector reap the rest
         now = self.clock()
         decision = self.controller.decide(obs, now)
-        outcome = await self.executor.run(decision.effects)
+        wake = self.wake
+        outcome = await self.executor.run(
+            decision.effects, (lambda: wake(key)) if wake is not None else None
+        )
         conclusion = self.controller.conclude(obs, decision, outcome, now)
         closing = await self.executor.run(conclusion.effects)
         if closing.error is not None:

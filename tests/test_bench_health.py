@@ -34,6 +34,7 @@ def _window(cpu: float, rss: float, calls: float) -> dict[str, Any]:
         "grpc_calls_per_cluster_per_minute_by_method": {"GetIdent": calls},
         "requests_per_minute": 8.5,
         "requests_per_minute_excluding_watch": 8.5,
+        "reconciles_per_minute": 0.5,
         "requests_by_verb_kind": {"update": {"Lease": 15}},
         "operator_cpu_percent": cpu,
         "operator_rss_mib": rss,
@@ -44,9 +45,9 @@ def test_the_report_puts_reads_on_beside_the_same_runs_baseline() -> None:
     common = {"clusters": 100, "replicas": 1, "partitions": 4, "led": 100}
     run = {**common, "all_ready_s": 50.0, "all_led_s": 52.0, **_window(1.25, 84.0, 8.0)}
     table = "\n".join(report.health_markdown({**run, "baseline": _window(0.5, 82.5, 0.0)}, []))
-    assert "| reads off (baseline) | 100 | 120 | 0 | 8.5 (8.5) | 0.5 | 82.5 |" in table
-    assert "| reads on | 100 | 120 | 8 | 8.5 (8.5) | 1.25 | 84 |" in table
-    assert "| reads on - baseline | | | | | +0.75 | +1.5 |" in table
+    assert "| reads off (baseline) | 100 | 120 | 0 | 8.5 (8.5) | 0.5 | 0.5 | 82.5 |" in table
+    assert "| reads on | 100 | 120 | 8 | 8.5 (8.5) | 0.5 | 1.25 | 84 |" in table
+    assert "| reads on - baseline | | | | | | +0.75 | +1.5 |" in table
     assert "No idle figures" not in table
     modes = {"reads off": _window(0.5, 82.5, 0.0), "per read": _window(2.0, 82.0, 8.0)}
     three = "\n".join(
@@ -54,7 +55,7 @@ def test_the_report_puts_reads_on_beside_the_same_runs_baseline() -> None:
             {**run, "baseline": modes["reads off"], "modes": {**modes, "reads on": run}}, []
         )
     )
-    assert "| per read - baseline | | | | | +1.50 | -0.5 |" in three
+    assert "| per read - baseline | | | | | | +1.50 | -0.5 |" in three
     assert (
         three.index("| reads off (baseline) |")
         < three.index("| per read |")

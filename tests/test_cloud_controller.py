@@ -10,8 +10,8 @@ from restate_op.cloud_children import TUNNEL_SELECTOR, tunnel_deployment
 from restate_op.cloud_controller import RestateCloudEnvironmentController
 from restate_op.deployment_controller import RestateDeploymentController
 from restate_op.deployment_observe import DeploymentObservation
-from restate_op.executor import Memory
 from restate_op.kube import resources
+from restate_op.memory import Memory
 from tests.test_cloud_environment import SECRET, SETTINGS, model, raw
 from tests.test_runtime import DictCaches
 

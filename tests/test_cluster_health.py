@@ -9,8 +9,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from restate_op.decide import conclude, decide, health_key
-from restate_op.effects import Emit, Outcome, ReadClusterHealth, WriteStatus
+from restate_op.decide import ClusterDecision, conclude, decide, health_key, poll_key
+from restate_op.effects import Emit, Outcome, PollClusterHealth, ReadClusterHealth, WriteStatus
 from restate_op.metrics import METRICS
 from restate_op.observe import Observation
 from restate_op.restate_drift import config_drift
@@ -57,43 +57,77 @@ def _healthy(read_at: float = NOW, dead: int | None = None) -> RestateHealth:
     return RestateHealth(read_at, pods, nodes, ClusterConfiguration(3, "{node: 2}"))
 
 
+def _polls(decision: ClusterDecision) -> list[PollClusterHealth]:
+    return [e for e in decision.effects if isinstance(e, PollClusterHealth)]
+
+
+def _reads(decision: ClusterDecision) -> list[ReadClusterHealth]:
+    return [e for e in decision.effects if isinstance(e, ReadClusterHealth)]
+
+
 def test_running_pods_are_asked_at_once_when_nothing_was_read() -> None:
     decision = decide(_ready_cluster(None), NOW)
-    [read] = [e for e in decision.effects if isinstance(e, ReadClusterHealth)]
+    [read] = _reads(decision)
     assert read.key == health_key("rc")
     assert [pod for pod, _ in read.targets] == list(PODS)
     assert read.targets[1][1] == "restate-1.restate-cluster.rc.svc.cluster.local:5122"
-    # Judged again at once only if the answer is new: the executor requeues then.
-    assert decision.requeue_after == HEALTH_REFRESH_READY
+    # Ready: later reads are the executor's standing poll, which wakes the cluster only
+    # when the answer is new; no reconcile is scheduled for them.
+    [poll] = _polls(decision)
+    assert (poll.key, poll.health) == (poll_key("rc"), health_key("rc"))
+    assert (poll.targets, poll.every) == (read.targets, HEALTH_REFRESH_READY)
+    assert decision.requeue_after is None
+
+
+def test_a_ready_cluster_is_polled_by_the_executor_not_by_reconciles() -> None:
+    recent = decide(_ready_cluster(_healthy(read_at=NOW - 10)), NOW)
+    assert recent.phase == "Ready"
+    assert not _reads(recent)
+    [poll] = _polls(recent)
+    assert recent.requeue_after is None
+    # The poll stands: a reconcile of the same cluster asks for nothing, even with an
+    # answer older than the interval (the poll reads it when due).
+    standing = replace(_ready_cluster(_healthy(read_at=NOW - 100)), health_poll=poll)
+    again = decide(standing, NOW)
+    assert (_reads(again), _polls(again), again.requeue_after) == ([], [], None)
+
+
+def test_a_poll_moves_with_the_running_pods_and_stops_when_the_cluster_changes() -> None:
+    [poll] = _polls(decide(_ready_cluster(_healthy()), NOW))
+    two = replace(_ready_cluster(_healthy()), pods=_running(*PODS[:2]), health_poll=poll)
+    moved = _polls(decide(two, NOW))
+    assert [[pod for pod, _ in p.targets] for p in moved] == [list(PODS[:2])]
+    # Degraded (a dead node): the poll stops, reconciles read every HEALTH_REFRESH_CHANGING.
+    sick = replace(_ready_cluster(_healthy(read_at=NOW - 1, dead=3)), health_poll=poll)
+    decision = decide(sick, NOW)
+    assert decision.phase == "Degraded"
+    assert _polls(decision) == [PollClusterHealth(poll_key("rc"), health_key("rc"))]
+    assert decision.requeue_after == HEALTH_REFRESH_CHANGING - 1
+    gone = replace(_ready_cluster(_healthy()), pods=(), health_poll=poll)
+    assert _polls(decide(gone, NOW)) == [PollClusterHealth(poll_key("rc"), health_key("rc"))]
 
 
 def test_a_read_due_within_the_slack_is_made_now() -> None:
-    late = decide(_ready_cluster(_healthy(read_at=NOW - HEALTH_REFRESH_READY + 0.5)), NOW)
-    assert any(isinstance(e, ReadClusterHealth) for e in late.effects)
-    early = decide(_ready_cluster(_healthy(read_at=NOW - HEALTH_REFRESH_READY + 2)), NOW)
+    changing = HEALTH_REFRESH_CHANGING
+    late = decide(_ready_cluster(_healthy(read_at=NOW - changing + 0.5, dead=3)), NOW)
+    assert _reads(late)
+    early = decide(_ready_cluster(_healthy(read_at=NOW - changing + 2, dead=3)), NOW)
+    assert not _reads(early)
     assert early.requeue_after == 2
-
-
-def test_a_ready_cluster_is_read_again_only_after_the_interval() -> None:
-    recent = decide(_ready_cluster(_healthy(read_at=NOW - 10)), NOW)
-    assert recent.phase == "Ready"
-    assert not any(isinstance(e, ReadClusterHealth) for e in recent.effects)
-    assert recent.requeue_after == HEALTH_REFRESH_READY - 10
-    due = decide(_ready_cluster(_healthy(read_at=NOW - HEALTH_REFRESH_READY)), NOW)
-    assert any(isinstance(e, ReadClusterHealth) for e in due.effects)
 
 
 def test_the_ready_interval_is_a_flag_whose_zero_reads_only_once() -> None:
     assert OperatorSettings().restate_health_seconds == HEALTH_REFRESH_READY
     never = OperatorSettings(status_coalesce_seconds=0, restate_health_seconds=0)
     first = decide(replace(_ready_cluster(None), settings=never), NOW)
-    assert any(isinstance(e, ReadClusterHealth) for e in first.effects)
+    assert _reads(first)
+    assert not _polls(first)
     old = replace(_ready_cluster(_healthy(read_at=NOW - 3600)), settings=never)
     later = decide(old, NOW)
     assert later.phase == "Ready"
-    assert not any(isinstance(e, ReadClusterHealth) for e in later.effects)
+    assert (_reads(later), _polls(later), later.requeue_after) == ([], [], None)
     changing = replace(_ready_cluster(_healthy(read_at=NOW - 10, dead=3)), settings=never)
-    assert any(isinstance(e, ReadClusterHealth) for e in decide(changing, NOW).effects)
+    assert _reads(decide(changing, NOW))
 
 
 def test_a_changing_cluster_is_read_more_often() -> None:

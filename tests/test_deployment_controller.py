@@ -19,9 +19,9 @@ from restate_op.deployment_observe import (
     RestateView,
 )
 from restate_op.effects import Apply, Forget
-from restate_op.executor import Memory
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
+from restate_op.memory import Memory
 from restate_op.rbac import CLOUD_TUNNEL_PERMISSIONS, DEPLOYMENT_PERMISSIONS, PERMISSIONS
 from restate_op.runtime import Operator, object_key
 from restate_op.settings import Capabilities, OperatorSettings

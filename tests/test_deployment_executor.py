@@ -16,8 +16,9 @@ from restate_op.effects import (
     RegisterDeployment,
     RemoveFinalizer,
 )
-from restate_op.executor import Executor, Memory
+from restate_op.executor import Executor
 from restate_op.kube.events import EventRecorder
+from restate_op.memory import Memory
 from restate_op.outcomes import PermanentError, TemporaryError
 from restate_op.restate_admin import LATEST_SQL, PINNED_SQL
 from tests.kube.fakeapi import Recorder, fake_client, json_response, status

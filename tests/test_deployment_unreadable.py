@@ -8,8 +8,8 @@ from typing import Any
 from restate_op.deployment_controller import RestateDeploymentController
 from restate_op.deployment_unreadable import UnreadableDeployment
 from restate_op.effects import Emit, Outcome, WriteStatus
-from restate_op.executor import Memory
 from restate_op.kube import resources
+from restate_op.memory import Memory
 from restate_op.settings import OperatorSettings
 from tests.test_deployment_decide import NOW, READY_CLUSTER, of, rsd_raw
 from tests.test_runtime import DictCaches

@@ -24,9 +24,10 @@ from restate_op.effects import (
     Remember,
     WriteStatus,
 )
-from restate_op.executor import Executor, Memory
+from restate_op.executor import Executor
 from restate_op.kube.client import KubeClient
 from restate_op.kube.events import EventRecorder
+from restate_op.memory import Memory
 from restate_op.outcomes import InternalError, InvalidInput, PermanentError, TemporaryError
 from tests.kube.fakeapi import Recorder, fake_client, json_response, status
 

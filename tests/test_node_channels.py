@@ -15,8 +15,9 @@ import pytest
 
 from bench.health import HealthStandIn
 from restate_op.effects import Forget, ReadClusterHealth
-from restate_op.executor import Executor, Memory
+from restate_op.executor import Executor
 from restate_op.kube.events import EventRecorder
+from restate_op.memory import Memory
 from restate_op.node_channels import NodeChannels
 from restate_op.restate_health_reader import read_health
 from tests.kube.fakeapi import fake_client, json_response

@@ -15,11 +15,12 @@ from restate_op.api.models import RestateClusterStatus
 from restate_op.cluster_controller import MANAGED_SELECTOR, PVC_SELECTOR, RestateClusterController
 from restate_op.coalesce import Held
 from restate_op.controller import Result
-from restate_op.executor import Executor, Memory
+from restate_op.executor import Executor
 from restate_op.kube import resources
 from restate_op.kube.client import KubeClient
 from restate_op.kube.events import EventRecorder
 from restate_op.kube.resources import Kind
+from restate_op.memory import Memory
 from restate_op.observe import Observation, Unreadable
 from restate_op.runtime import Operator, Reconcile
 from restate_op.settings import Capabilities, OperatorSettings
@@ -196,6 +197,17 @@ async def test_a_successful_reconcile_resets_the_backoff_and_requeues_when_asked
     await op.handle(key)
     assert op.queue.num_requeues(key) == 0
     assert len(op.queue) == 1, "requeue_after 0 queues at once"
+
+
+def test_a_standing_poll_wakes_its_controllers_key_only_while_leading() -> None:
+    op = _operator()
+    wake = op._reconcilers["restatecluster"].wake
+    assert wake is not None
+    wake("rc")
+    assert len(op.queue) == 0  # a standby (or a lost Lease) reconciles nothing
+    op.is_leader = True
+    wake("rc")
+    assert len(op.queue) == 1
 
 
 async def test_a_crashing_reconcile_is_counted_and_retried() -> None:

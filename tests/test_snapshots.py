@@ -22,7 +22,8 @@ from restate_op.children.env import restate_env
 from restate_op.cluster_effects import PLANNERS
 from restate_op.decide import MACHINE, conclude, decide, forget, snapshot_key
 from restate_op.effects import Emit, Forget, Outcome, TakeSnapshots, WriteStatus
-from restate_op.executor import Executor, Memory
+from restate_op.executor import Executor
+from restate_op.memory import Memory
 from restate_op.observe import Observation
 from restate_op.plan import make_plan
 from restate_op.restate_health import (

@@ -1,0 +1,136 @@
+"""The executor's standing health polls: a Ready cluster read on the executor's clock, its
+reconcile woken only by a changed answer; replaced, stopped, forgotten, closed. Real asyncio
+timers at short intervals; fake reads (the gRPC read itself is tests/test_node_channels.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, cast
+
+from restate_op.effects import Forget, PollClusterHealth
+from restate_op.executor import Executor
+from restate_op.health_polls import HealthPolls
+from restate_op.kube.events import EventRecorder
+from restate_op.memory import Memory
+from restate_op.restate_health import RestateHealth
+from tests.kube.fakeapi import fake_client, json_response
+
+POLL = ("restatecluster-health-poll", "rc")
+HEALTH = ("restatecluster-health", "rc")
+TARGETS = (("restate-0", "node-0:5122"),)
+EVERY = 0.05
+
+
+class Reads:
+    """A fake read: records its calls, answers "changed" as scripted (then "the same")."""
+
+    def __init__(self, *changed: bool, fail_first: bool = False) -> None:
+        self.calls: list[tuple[tuple[str, str], dict[str, str]]] = []
+        self.script = list(changed)
+        self.fail_first = fail_first
+
+    async def __call__(self, key: tuple[str, str], targets: Mapping[str, str]) -> bool:
+        self.calls.append((key, dict(targets)))
+        if self.fail_first and len(self.calls) == 1:
+            raise RuntimeError("a bug in a read")
+        return self.script.pop(0) if self.script else False
+
+
+class Wakes:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+def _poll(every: float | None = EVERY, targets: tuple[tuple[str, str], ...] = TARGETS) -> Any:
+    return PollClusterHealth(POLL, HEALTH, targets, every)
+
+
+async def test_a_standing_poll_reads_every_interval_and_wakes_only_on_a_change() -> None:
+    memory, reads, wakes = Memory(), Reads(False, True, False), Wakes()
+    polls = HealthPolls(memory, reads)
+    polls.set(_poll(), wakes)
+    assert memory.get(POLL) == _poll()  # the observation sees it standing
+    await asyncio.sleep(EVERY * 4.5)
+    await polls.close()
+    assert len(reads.calls) >= 4
+    assert reads.calls[0] == (HEALTH, {"restate-0": "node-0:5122"})
+    assert wakes.count == 1  # the second read said something new, the others did not
+
+
+async def test_the_first_read_is_due_an_interval_after_the_last_one() -> None:
+    memory, reads = Memory(), Reads()
+    memory.put(HEALTH, RestateHealth(read_at=asyncio.get_running_loop().time()))
+    clock = asyncio.get_running_loop().time
+    polls = HealthPolls(memory, reads, clock)
+    polls.set(_poll(every=0.3), None)
+    await asyncio.sleep(0.1)
+    assert reads.calls == []  # read 0.1 s ago by a reconcile: not due yet
+    await asyncio.sleep(0.35)
+    assert len(reads.calls) == 1
+    await polls.close()
+
+
+async def test_a_replaced_poll_reads_the_new_targets_and_a_stopped_one_nothing() -> None:
+    memory, reads = Memory(), Reads()
+    polls = HealthPolls(memory, reads)
+    polls.set(_poll(), None)
+    moved = (("restate-0", "node-0:5122"), ("restate-1", "node-1:5122"))
+    polls.set(_poll(targets=moved), None)
+    assert len(polls) == 1
+    await asyncio.sleep(EVERY * 1.5)
+    assert {tuple(t) for _, t in reads.calls} == {("restate-0", "restate-1")}
+    polls.set(_poll(every=None), None)  # stop
+    assert (len(polls), memory.get(POLL)) == (0, None)
+    seen = len(reads.calls)
+    await asyncio.sleep(EVERY * 3)
+    assert len(reads.calls) == seen
+
+
+async def test_a_read_that_raises_does_not_end_the_poll() -> None:
+    reads, wakes = Reads(False, True, fail_first=True), Wakes()
+    polls = HealthPolls(Memory(), reads)
+    polls.set(_poll(), wakes)
+    await asyncio.sleep(EVERY * 3.5)
+    await polls.close()
+    assert len(reads.calls) >= 3
+    assert wakes.count == 1
+
+
+async def test_close_stops_every_poll_and_forgets_them() -> None:
+    memory, reads = Memory(), Reads()
+    polls = HealthPolls(memory, reads)
+    other = PollClusterHealth(("restatecluster-health-poll", "b"), ("h", "b"), TARGETS, EVERY)
+    polls.set(_poll(), None)
+    polls.set(other, None)
+    await polls.close()
+    assert (len(polls), memory.get(POLL), memory.get(other.key)) == (0, None, None)
+    seen = len(reads.calls)
+    await asyncio.sleep(EVERY * 2)
+    assert len(reads.calls) == seen
+
+
+async def test_the_executor_stands_a_poll_with_the_reconciles_wake_and_forgets_it() -> None:
+    client, _ = fake_client(cast(Any, lambda r: json_response(200, {})))
+    recorder = EventRecorder(client, reporting_controller="test", reporting_instance="test-0")
+    answers = iter(["first", "first", "second"])
+
+    async def read_health(
+        targets: Mapping[str, str], now: float, known: RestateHealth | None, channels: Any
+    ) -> RestateHealth:
+        return RestateHealth(now, error=next(answers, "second"))
+
+    ex = Executor(client, recorder, Memory(), read_health=read_health)
+    wakes = Wakes()
+    outcome = await ex.run([_poll()], wakes)
+    assert outcome.error is None and outcome.requeue_after is None
+    await asyncio.sleep(EVERY * 4.5)
+    # Reads: "first" (new: wake), "first" (same), "second" (new: wake), then the same.
+    assert wakes.count == 2
+    assert ex.memory.get(HEALTH).error == "second"
+    await ex.run([Forget(POLL)])
+    assert (len(ex.polls), ex.memory.get(POLL)) == (0, None)
+    await ex.close()
