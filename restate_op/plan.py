@@ -32,6 +32,7 @@ from restate_op.diff import DESIRED_HASH_ANNOTATION, desired_hash, up_to_date, w
 from restate_op.observe import Observation
 from restate_op.pod_health import pod_names
 from restate_op.quantity import InvalidQuantity, quantity_bytes
+from restate_op.restate_health import RestateHealth
 from restate_op.roll import Roll, on_delete, plan_roll
 from restate_op.validation import SpecProblem, validate
 from restate_op.workload_identity import (
@@ -121,13 +122,16 @@ class ScaleDown:
     leader_address: str | None = None
     #: Something keeps the pod from going now and nothing here can change it: why.
     blocked: str | None = None
+    #: The departure would break the metadata quorum: refused (Degraded) until the user
+    #: acts; why, and the fix.
+    refused: str | None = None
     #: Restate's view could not be read: scaling down without asking (said in the status).
     unchecked: str | None = None
 
     @property
     def replicas(self) -> int:
         """The StatefulSet's replicas for this reconcile."""
-        may_go = self.blocked is None and self.leader_address is None
+        may_go = self.blocked is None and self.refused is None and self.leader_address is None
         return self.live - 1 if may_go else self.live
 
     @property
@@ -464,6 +468,35 @@ def _rollout(obs: Observation) -> Rollout:
     )
 
 
+def _quorum_after_removal(health: RestateHealth, node_id: int, live: int) -> str | None:
+    """Why removing metadata member ``node_id`` would leave the metadata cluster without a
+    majority of live members (None: it would not).
+
+    Restate's metadata (Raft) serves only while a majority of its members answer: removing
+    a member the remaining ones cannot outvote stops every node. That happens when other
+    members are dead (a failed pod, or members of nodes gone for good, say scaled away by a
+    tool that did not remove them), or when the departing node is the only member.
+    """
+    remaining = health.metadata_members - {node_id}
+    alive = {n.node_id for n in health.nodes if n.alive}
+    if len(remaining & alive) * 2 > len(remaining):
+        return None
+    if not remaining:
+        what = "it is the only metadata-server member: the cluster would have no metadata"
+    else:
+        dead = ", ".join(f"N{n}" for n in sorted(remaining - alive))
+        what = (
+            f"the metadata cluster would keep {len(remaining)} members, of which only "
+            f"{len(remaining & alive)} alive (dead: {dead}): no majority, so Restate's "
+            "metadata and every node would stop"
+        )
+    return (
+        f"removing node N{node_id} {what}. Bring the dead members back, or remove members "
+        "whose nodes are gone for good (kubectl exec into a pod: restatectl metadata-server "
+        f"remove-node <id>), or set spec.compute.replicas back to {live}"
+    )
+
+
 def _raised_by_someone_else(
     live: Mapping[str, Any] | None, manifest: dict[str, Any] | None
 ) -> bool:
@@ -498,6 +531,9 @@ def _scale_down(obs: Observation) -> ScaleDown | None:
     node_id = health.node_of(departing)
     if node_id is None or node_id not in health.metadata_members:
         return ScaleDown(live, target, departing, node_id)
+    refused = _quorum_after_removal(health, node_id, live)
+    if refused is not None:
+        return ScaleDown(live, target, departing, node_id, refused=refused)
     leader = health.metadata_leader
     leader_pod = health.pod_of(leader) if leader is not None else None
     if leader is None or leader_pod is None:

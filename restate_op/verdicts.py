@@ -196,6 +196,12 @@ def scaling_down(obs: Observation, plan: Plan, now: float) -> Verdict | None:
         return None
     head = f"Scaling down {step.live} -> {step.target}"
     node = f" (N{step.node_id})" if step.node_id is not None else ""
+    if step.refused is not None:
+        return Verdict(
+            "Degraded",
+            Reason.SCALE_DOWN_REFUSED,
+            f"{head} refused for {step.departing}: {step.refused}",
+        )
     if step.blocked is not None:
         said = f"{head}: {step.departing}{node} waits: {step.blocked}"
     elif step.removing is not None:
@@ -298,7 +304,11 @@ RULES: tuple[Rule, ...] = (
         ),
         volumes,
     ),
-    Rule("scaling_down", (("ScalingDown", Reason.SCALING_DOWN),), scaling_down),
+    Rule(
+        "scaling_down",
+        (("ScalingDown", Reason.SCALING_DOWN), ("Degraded", Reason.SCALE_DOWN_REFUSED)),
+        scaling_down,
+    ),
     Rule("children", (("Provisioning", Reason.APPLYING_CHILDREN),), children),
     Rule(
         "identity",

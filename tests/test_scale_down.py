@@ -118,6 +118,46 @@ def test_unreachable_nodes_shrink_as_a_statefulset_would_and_say_so() -> None:
     assert _sts_replicas(decision.effects) == 2
 
 
+def _refused(decision: Any) -> str:
+    assert (decision.phase, decision.reason) == ("Degraded", "ScaleDownRefused")
+    assert not any(isinstance(e, RemoveMetadataMember) for e in decision.effects)
+    assert _sts_replicas(decision.effects) is None  # the StatefulSet keeps its pods
+    return str(decision.message)
+
+
+def test_a_removal_that_leaves_no_live_majority_is_refused_naming_the_dead_members() -> None:
+    # Five members, but only three nodes: two were scaled away by a tool that never
+    # removed them. Removing N3 would leave N1, N2 (alive) and N4, N5 (gone): 2 of 4.
+    message = _refused(decide(_shrinking(3, 2, _health(3, members=5)), NOW))
+    assert message.startswith("Scaling down 3 -> 2 refused for restate-2: removing node N3")
+    assert "4 members, of which only 2 alive (dead: N4, N5)" in message
+    assert "restatectl metadata-server remove-node" in message
+    assert "spec.compute.replicas back to 3" in message
+
+
+def test_a_removal_beside_a_dead_member_is_refused() -> None:
+    health = _health(3, members=3)
+    health = replace(health, nodes=tuple(replace(n, alive=n.node_id != 2) for n in health.nodes))
+    message = _refused(decide(_shrinking(3, 2, health), NOW))
+    assert "2 members, of which only 1 alive (dead: N2)" in message
+
+
+def test_removing_the_only_member_is_refused() -> None:
+    health = replace(_health(3, members=3), metadata_members=frozenset({3}), metadata_leader=3)
+    message = _refused(decide(_shrinking(3, 2, health), NOW))
+    assert "N3 it is the only metadata-server member" in message
+
+
+def test_a_removal_that_keeps_a_live_majority_goes_ahead() -> None:
+    # Four members, N2 dead: removing the departing N4 leaves N1, N3 alive of three.
+    health = _health(4, members=4)
+    health = replace(health, nodes=tuple(replace(n, alive=n.node_id != 2) for n in health.nodes))
+    decision = decide(_shrinking(4, 3, health), NOW)
+    assert decision.reason != "ScaleDownRefused"
+    [remove] = [e for e in decision.effects if isinstance(e, RemoveMetadataMember)]
+    assert remove.node_id == 4
+
+
 def test_hibernation_is_not_a_scale_down() -> None:
     decision = decide(_shrinking(3, 0, _health(3, members=3)), NOW)
     assert decision.phase != "ScalingDown"

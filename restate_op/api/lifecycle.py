@@ -47,6 +47,7 @@ class Reason(StrEnum):
     RESTATE_UNHEALTHY = "RestateUnhealthy"
     ROLL_HALTED = "RollHalted"
     ROLLING_OUT = "RollingOut"
+    SCALE_DOWN_REFUSED = "ScaleDownRefused"
     SCALING_DOWN = "ScalingDown"
     STORAGE_CLASS_NOT_FOUND = "StorageClassNotFound"
     VOLUME_EXPANSION = "VolumeExpansion"
