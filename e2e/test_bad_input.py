@@ -186,6 +186,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     _ok("config", ("config",), 'roles = ["admin", "worker", "log-server", "metadata-server"]\n'),
     _bad("broken toml", ("config",), "roles = [\n"),
     _bad("quoted auto-provision", ("config",), 'auto-provision = "yes"\n'),
+    _bad("no raft leader ever", ("config",), "[metadata-server]\nraft-election-tick = 2\n"),
     _ok("cluster name", ("clusterName",), "my_cluster-1"),
     _bad("bad cluster name", ("clusterName",), "-bad-"),
     _bad("unknown spec field", ("bogus",), {"a": 1}),

@@ -132,7 +132,11 @@ def _check_config(cluster: RestateCluster) -> list[SpecProblem]:
                 'roles must be an array of strings, e.g. roles = ["worker", "admin"].',
             )
         )
-    return problems or _check_restate_rules(cluster, doc) or _check_replication(cluster, doc)
+    return (
+        problems
+        or _check_restate_rules(cluster, doc)
+        or [*_check_replication(cluster, doc), *_check_metadata_raft(cluster, doc)]
+    )
 
 
 _REPLICATION_SCOPE_RE = re.compile(r"^\s*([a-z]+)\s*:\s*([0-9]+)\s*$")
@@ -196,6 +200,54 @@ def _check_replication(cluster: RestateCluster, doc: dict[str, Any]) -> list[Spe
             f"{REPLICATION_KEY} = {raw!r} needs at least {needed} Restate nodes, but "
             f"spec.compute.replicas is {replicas}: no partition would get a leader. Set "
             f"spec.compute.replicas to {needed} or more, or lower {REPLICATION_KEY}.",
+        )
+    ]
+
+
+#: The metadata server's Raft timing (``[metadata-server]``), with Restate 1.7's defaults.
+RAFT_ELECTION_TICK: Final = ("raft-election-tick", 10)
+RAFT_HEARTBEAT_TICK: Final = ("raft-heartbeat-tick", 2)
+
+
+def _metadata_server_value(
+    cluster: RestateCluster, doc: dict[str, Any], key: tuple[str, int]
+) -> tuple[Any, str]:
+    """A ``[metadata-server]`` setting as the pod would see it (its ``RESTATE_*`` variable
+    over the file over Restate's default), and where it comes from."""
+    name, default = key
+    env_name = "RESTATE_METADATA_SERVER__" + name.upper().replace("-", "_")
+    env = env_entries(cluster, env_name)
+    if env:
+        return env[-1].value, f"spec.compute.env[{env_name}]"
+    section = doc.get("metadata-server")
+    if isinstance(section, dict) and name in section:
+        return section[name], f"spec.config [metadata-server] {name}"
+    return default, "Restate's default"
+
+
+def _check_metadata_raft(cluster: RestateCluster, doc: dict[str, Any]) -> list[SpecProblem]:
+    """A metadata quorum that can never form: Raft elects no leader unless its election
+    tick exceeds its heartbeat tick, and Restate 1.7.12 stops at start-up ("failed running
+    raft: election tick must be greater than heartbeat tick") on every metadata-server
+    node, so no node of the cluster would ever run."""
+    if not METADATA_SERVER_ROLES & set(restate_roles(cluster)):
+        return []
+    election, election_from = _metadata_server_value(cluster, doc, RAFT_ELECTION_TICK)
+    heartbeat, heartbeat_from = _metadata_server_value(cluster, doc, RAFT_HEARTBEAT_TICK)
+    try:
+        if int(election) > int(heartbeat):
+            return []
+    except (TypeError, ValueError):
+        return []  # not a number: Restate's own rules (above) name it
+    field = election_from if election_from.startswith("spec.") else heartbeat_from
+    return [
+        _problem(
+            field.split(" ")[0],
+            f"the metadata server's raft-election-tick ({election}, from {election_from}) "
+            f"must be greater than its raft-heartbeat-tick ({heartbeat}, from "
+            f"{heartbeat_from}): Restate's metadata cluster could never elect a leader and "
+            "every metadata-server node stops at start-up. Raise raft-election-tick (Restate's "
+            "default 10) or lower raft-heartbeat-tick (default 2).",
         )
     ]
 
