@@ -77,7 +77,8 @@ log = logging.getLogger(__name__)
 
 Provisioner = Callable[[str], Awaitable[ProvisionResult]]
 HealthReader = Callable[
-    [Mapping[str, str], float, RestateHealth | None, NodeChannels], Awaitable[RestateHealth]
+    [Mapping[str, str], float, RestateHealth | None, NodeChannels, bool],
+    Awaitable[RestateHealth],
 ]
 SnapshotTaker = Callable[[str, int], Awaitable[tuple[PartitionResult, ...]]]
 
@@ -335,15 +336,19 @@ class Executor:
                     len(results),
                 )
 
-    async def _read_cluster_health(self, key: tuple[str, str], targets: Mapping[str, str]) -> bool:
-        """Read the cluster's health from ``targets`` into memory under ``key``; True when
-        the answer is not what the last read said."""
+    async def _read_cluster_health(
+        self, key: tuple[str, str], targets: Mapping[str, str], full: bool = True
+    ) -> bool:
+        """Read the cluster's health from ``targets`` into memory under ``key`` (``full``:
+        see ``read_health``); True when the answer is not what the last read said."""
         async with self._health_locks.setdefault(key, asyncio.Lock()):
             stored = self.memory.get(key)
             known = stored if isinstance(stored, RestateHealth) else None
             # Pods scaled away since the last read: their channels go.
             await self.node_channels.hold(key, targets.values())
-            health = await self._read_health(targets, self._clock(), known, self.node_channels)
+            health = await self._read_health(
+                targets, self._clock(), known, self.node_channels, full
+            )
             if health.error is not None:
                 log.info("Restate's health unread (%s): %s", key[1], health.error)
             self.memory.put(key, health)

@@ -26,8 +26,13 @@ from restate_op.restate_health import RestateHealth
 log = logging.getLogger(__name__)
 
 #: Read the cluster's health into memory under the key, from these (pod, node address)
-#: targets; True when the answer differs from the one it replaced.
-HealthRead = Callable[[tuple[str, str], Mapping[str, str]], Awaitable[bool]]
+#: targets, in full or not (``restate_op.restate_health_reader.read_health``); True when
+#: the answer differs from the one it replaced.
+HealthRead = Callable[[tuple[str, str], Mapping[str, str], bool], Awaitable[bool]]
+
+#: Every this many polls a read is a full one (the configuration, for drift, and the
+#: metadata members are asked too): every 5 minutes at the default 30 s.
+FULL_READ_EVERY = 10
 Wake = Callable[[], None]
 
 
@@ -79,11 +84,13 @@ class HealthPolls:
         targets = dict(poll.targets)
         known = self._memory.get(poll.health)
         due = known.read_at + poll.every if isinstance(known, RestateHealth) else self._clock()
+        polls = 0
         while True:
             await asyncio.sleep(max(0.0, due - self._clock()))
             started = self._clock()
+            polls += 1
             try:
-                changed = await self._read(poll.health, targets)
+                changed = await self._read(poll.health, targets, polls % FULL_READ_EVERY == 0)
             except Exception:
                 # Never the poll's end: the next interval reads again.
                 log.exception("operator bug while polling %s's health", poll.key[1])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 
 import grpc
 import grpc.aio
@@ -72,18 +73,22 @@ async def read_health(
     now: float,
     known: RestateHealth | None = None,
     channels: NodeChannels | None = None,
+    full: bool = True,
 ) -> RestateHealth:
     """Ask every pod (``{pod: host:port}``) who it is, then one that joined for the
     cluster's state and configuration. Never raises: a failure is in the answer.
 
     ``known``: the previous read, whose node ids name the pods that stop answering.
     ``channels``: where the channels come from and stay (None: opened for this read only).
+    ``full`` False: the configuration and the metadata cluster's members are carried over
+    from ``known`` (when it has them) instead of asked: they change only when the cluster
+    is provisioned, scaled down or reconfigured by hand, and asking costs half the read.
     """
     pool = channels if channels is not None else NodeChannels()
     unreachable: set[str] = set()
     try:
         async with pool.lease(targets.values()) as open_channels:
-            health = await _read(targets, now, known, open_channels, unreachable)
+            health = await _read(targets, now, known, open_channels, unreachable, full)
         for target in unreachable:
             await pool.discard(target)
         return health
@@ -98,6 +103,7 @@ async def _read(
     known: RestateHealth | None,
     channels: Mapping[str, grpc.aio.Channel],
     unreachable: set[str],
+    full: bool,
 ) -> RestateHealth:
     ids = {p.pod: p.node_id for p in known.pods} if known is not None else {}
     ordered = sorted(targets.items())
@@ -119,10 +125,13 @@ async def _read(
         return RestateHealth(now, pods=pods, error=why)
     last_error = ""
     members = [t for ident, t in idents if ident.metadata == "Member"]
+    carried = known if not full and known is not None and known.configuration else None
     for target in joined:
         asked = target
         try:
             nodes = parse_cluster_state(await _call(channels[target], GET_CLUSTER_STATE))
+            if carried is not None:
+                return replace(carried, read_at=now, pods=pods, nodes=nodes)
             config = parse_cluster_configuration(
                 await _call(channels[target], GET_CLUSTER_CONFIGURATION)
             )

@@ -8,6 +8,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, cast
 
+import pytest
+
+from restate_op import health_polls
 from restate_op.effects import Forget, PollClusterHealth
 from restate_op.executor import Executor
 from restate_op.health_polls import HealthPolls
@@ -27,11 +30,13 @@ class Reads:
 
     def __init__(self, *changed: bool, fail_first: bool = False) -> None:
         self.calls: list[tuple[tuple[str, str], dict[str, str]]] = []
+        self.full: list[bool] = []
         self.script = list(changed)
         self.fail_first = fail_first
 
-    async def __call__(self, key: tuple[str, str], targets: Mapping[str, str]) -> bool:
+    async def __call__(self, key: tuple[str, str], targets: Mapping[str, str], full: bool) -> bool:
         self.calls.append((key, dict(targets)))
+        self.full.append(full)
         if self.fail_first and len(self.calls) == 1:
             raise RuntimeError("a bug in a read")
         return self.script.pop(0) if self.script else False
@@ -59,6 +64,16 @@ async def test_a_standing_poll_reads_every_interval_and_wakes_only_on_a_change()
     assert len(reads.calls) >= 4
     assert reads.calls[0] == (HEALTH, {"restate-0": "node-0:5122"})
     assert wakes.count == 1  # the second read said something new, the others did not
+
+
+async def test_every_nth_poll_is_a_full_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health_polls, "FULL_READ_EVERY", 3)
+    reads = Reads()
+    polls = HealthPolls(Memory(), reads)
+    polls.set(_poll(), None)
+    await asyncio.sleep(EVERY * 6.5)
+    await polls.close()
+    assert reads.full[:6] == [False, False, True, False, False, True]
 
 
 async def test_the_first_read_is_due_an_interval_after_the_last_one() -> None:
@@ -119,7 +134,11 @@ async def test_the_executor_stands_a_poll_with_the_reconciles_wake_and_forgets_i
     answers = iter(["first", "first", "second"])
 
     async def read_health(
-        targets: Mapping[str, str], now: float, known: RestateHealth | None, channels: Any
+        targets: Mapping[str, str],
+        now: float,
+        known: RestateHealth | None,
+        channels: Any,
+        full: bool,
     ) -> RestateHealth:
         return RestateHealth(now, error=next(answers, "second"))
 

@@ -7,6 +7,7 @@ a unix socket) for the reads through it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -180,6 +181,25 @@ async def test_reads_share_one_channel_and_an_unreachable_node_loses_its_own(
         assert standin.counts()["GetIdent"] == 4
     finally:
         await channels.close()
+
+
+async def test_a_light_read_asks_only_who_the_pods_are_and_the_cluster_state(
+    standin: HealthStandIn,
+) -> None:
+    targets = {"restate-0": standin.address("rc")}
+    channels = NodeChannels()
+    full = await read_health(targets, 1.0, None, channels)
+    before = standin.counts()
+    light = await read_health(targets, 2.0, full, channels, full=False)
+    asked = {m: n - before.get(m, 0) for m, n in standin.counts().items()}
+    assert {m: n for m, n in asked.items() if n} == {"GetIdent": 1, "GetClusterState": 1}
+    # The configuration and the metadata members are the last full read's.
+    assert light.says_the_same(full) and light.read_at == 2.0
+    # Nothing to carry over (no full read yet, or it failed): a light read is a full one.
+    again = await read_health(targets, 3.0, replace(full, configuration=None), channels, False)
+    assert again.says_the_same(full)
+    assert standin.counts()["GetClusterConfiguration"] == before["GetClusterConfiguration"] + 1
+    await channels.close()
 
 
 async def test_a_read_without_a_pool_closes_what_it_opened(standin: HealthStandIn) -> None:
