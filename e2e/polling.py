@@ -9,8 +9,9 @@ poll raises :class:`TimedOut` (or ``fail``) with ``what`` and the last value or 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tenacity import (
     AsyncRetrying,
@@ -109,5 +110,14 @@ async def apoll(
     )
     if sleep is not None:
         policy["sleep"] = sleep
-    result: T = await AsyncRetrying(**policy)(probe)
+
+    async def attempt() -> T:
+        # tenacity awaits only what a coroutine function returns: a lambda returning a
+        # coroutine would hand back the coroutine itself, never awaited, as a truthy answer.
+        value: Any = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        return cast(T, value)
+
+    result: T = await AsyncRetrying(**policy)(attempt)
     return result

@@ -79,6 +79,18 @@ async def test_eventually_takes_zero_but_not_none_or_false() -> None:
     assert given(0) and given("") and not given(None) and not given(False)
 
 
+async def test_a_lambda_returning_a_coroutine_is_awaited_not_taken_as_an_answer() -> None:
+    answers = iter([False, False, True])
+    asked: list[bool] = []
+
+    async def served(kind: str) -> bool:
+        asked.append(answer := next(answers))
+        return answer and kind == "Widget"
+
+    assert await eventually(lambda: served("Widget"), within=5, what="it", interval=0.01) is True
+    assert asked == [False, False, True]
+
+
 async def test_eventually_counts_exceptions_as_not_yet() -> None:
     async def probe() -> bool:
         raise RuntimeError("restarting")
