@@ -396,17 +396,23 @@ class _Node:
         )
 
 
+def _snapshots_of(tmp_path: Path, partitions: int = 4) -> tuple[_Node, list[PartitionResult]]:
+    """``take_snapshots`` of ``partitions`` against a ``_Node`` on a socket in ``tmp_path``."""
+    node = _Node(str(tmp_path / "node.sock"))
+    node.server.start()
+    try:
+        target = f"unix://{tmp_path}/node.sock"
+        return node, list(asyncio.run(snapshot_reader.take_snapshots(target, partitions)))
+    finally:
+        node.server.stop(grace=None)
+
+
 def test_the_reader_asks_every_partition_and_reports_each_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(snapshot_reader, "SNAPSHOT_TIMEOUT_SECONDS", 0.5)
     monkeypatch.setattr(snapshot_reader, "RETRY_DELAY_SECONDS", 0.05)
-    node = _Node(str(tmp_path / "node.sock"))
-    node.server.start()
-    try:
-        results = asyncio.run(snapshot_reader.take_snapshots(f"unix://{tmp_path}/node.sock", 4))
-    finally:
-        node.server.stop(grace=None)
+    node, results = _snapshots_of(tmp_path)
     # Refused partitions are asked again (3 times in all); a deadline is not.
     assert sorted(node.asked) == [0, 1, 1, 1, 2, 3, 3]
     assert results[0] == PartitionResult(0, "snap_0", 0, 40)
@@ -421,12 +427,7 @@ def test_the_reader_stops_asking_when_the_whole_request_ran_out(
     monkeypatch.setattr(snapshot_reader, "CONCURRENCY", 1)
     monkeypatch.setattr(snapshot_reader, "TOTAL_TIMEOUT_SECONDS", 0.5)
     monkeypatch.setattr(snapshot_reader, "RETRY_DELAY_SECONDS", 0.05)
-    node = _Node(str(tmp_path / "node.sock"))
-    node.server.start()
-    try:
-        results = asyncio.run(snapshot_reader.take_snapshots(f"unix://{tmp_path}/node.sock", 4))
-    finally:
-        node.server.stop(grace=None)
+    node, results = _snapshots_of(tmp_path)
     assert results[0].snapshot_id == "snap_0"
     assert results[2].error is not None and results[2].error.startswith("DEADLINE_EXCEEDED")
     assert results[3].error == "not asked: the request's 0.5 s ran out"
