@@ -173,12 +173,20 @@ def manifest(
     }
 
 
-def python_pod(sdk: Sdk, name: str, labels: dict[str, str], script: str, *args: str) -> None:
-    """A pod of the sdk image running a Python script (restricted PSS), Ready."""
-    pod = {
+def python_pod_manifest(
+    env: RealEnv,
+    namespace: str,
+    name: str,
+    labels: dict[str, str],
+    script: str,
+    *args: str,
+    memory: str = "64Mi",
+) -> dict[str, Any]:
+    """A pod of the sdk image running a Python script on the real node (restricted PSS)."""
+    return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": sdk.namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "terminationGracePeriodSeconds": 0,
             "tolerations": [REAL_NODE_TOLERATION],
@@ -187,16 +195,20 @@ def python_pod(sdk: Sdk, name: str, labels: dict[str, str], script: str, *args: 
             "containers": [
                 {
                     "name": "main",
-                    "image": sdk.env.images.sdk.ref,
+                    "image": env.images.sdk.ref,
                     "imagePullPolicy": "Never",
                     "command": ["python3", "-u", "-c", script, *args],
                     "securityContext": RESTRICTED_CONTAINER,
-                    "resources": {"limits": {"memory": "64Mi"}},
+                    "resources": {"limits": {"memory": memory}},
                 }
             ],
         },
     }
-    sdk.env.kubectl.apply(pod)
+
+
+def python_pod(sdk: Sdk, name: str, labels: dict[str, str], script: str, *args: str) -> None:
+    """A pod of the sdk image running a Python script (restricted PSS), Ready."""
+    sdk.env.kubectl.apply(python_pod_manifest(sdk.env, sdk.namespace, name, labels, script, *args))
     sdk.env.kubectl.run(
         "wait", "-n", sdk.namespace, f"pod/{name}", "--for=condition=Ready", "--timeout=90s"
     )

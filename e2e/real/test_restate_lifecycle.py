@@ -34,9 +34,8 @@ import pytest
 
 from e2e.operator_process import wait_for
 from e2e.real.conftest import note
-from e2e.real.sdk_support import CLIENT_LABELS, Sdk, manifest, python_pod
+from e2e.real.sdk_support import CLIENT_LABELS, Sdk, manifest, python_pod, python_pod_manifest
 from e2e.real.support import (
-    RESTRICTED_CONTAINER,
     RealEnv,
     cluster_identity,
     dump,
@@ -44,7 +43,6 @@ from e2e.real.support import (
     restricted_namespace,
     wait_restate_status,
 )
-from e2e.realnode import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
 
 #: The worst gap the invocation loop may see during a rolling update (seconds): a node's
 #: partitions move to another leader when it stops, which takes Restate a few seconds.
@@ -96,31 +94,13 @@ LIST_FILES = (
 def _snapshot_repository(env: RealEnv, namespace: str, cluster: str) -> str:
     """The S3 stand-in as a pod and Service that the cluster's nodes may reach; its URL."""
     labels = {**S3_LABELS, f"allow.restate.dev/{cluster}": "true"}
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "s3", "namespace": namespace, "labels": labels},
-        "spec": {
-            "terminationGracePeriodSeconds": 0,
-            "tolerations": [REAL_NODE_TOLERATION],
-            "nodeSelector": dict(REAL_NODE_SELECTOR),
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [
-                {
-                    "name": "main",
-                    "image": env.images.sdk.ref,
-                    "imagePullPolicy": "Never",
-                    "command": ["python3", "-u", "-c", S3_SCRIPT],
-                    "ports": [{"containerPort": 9000}],
-                    "readinessProbe": {"tcpSocket": {"port": 9000}, "periodSeconds": 1},
-                    "securityContext": RESTRICTED_CONTAINER,
-                    "resources": {"limits": {"memory": "128Mi"}},
-                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                }
-            ],
-            "volumes": [{"name": "data", "emptyDir": {}}],
-        },
+    pod = python_pod_manifest(env, namespace, "s3", labels, S3_SCRIPT, memory="128Mi")
+    pod["spec"]["containers"][0] |= {
+        "ports": [{"containerPort": 9000}],
+        "readinessProbe": {"tcpSocket": {"port": 9000}, "periodSeconds": 1},
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
     }
+    pod["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
     service = {
         "apiVersion": "v1",
         "kind": "Service",
