@@ -16,6 +16,7 @@ from restate_op.api.crd import CRD_NAME
 from restate_op.api.models import RestateCluster
 from restate_op.children.constants import APP_NAME, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 from restate_op.coalesce import Held
+from restate_op.config_figures import CONFIG_FIGURES, config_figures
 from restate_op.controller import Caches, Conclusion, Decision, RequiredApi, Watch
 from restate_op.decide import (
     CONTROLLER,
@@ -102,6 +103,8 @@ class RestateClusterController:
         self.memory = memory
         self.settings = settings
         self.capabilities = capabilities
+        #: Each cluster's configuration figures, by the generation they were read from.
+        self._config_figures: dict[str, tuple[int, Mapping[str, int | None]]] = {}
 
     # -- what it watches -----------------------------------------------------------------
 
@@ -220,10 +223,29 @@ class RestateClusterController:
         return forget(key)
 
     def update_gauges(self) -> None:
-        """Clusters per phase, from the cache (no API request)."""
+        """Clusters per phase and each cluster's configuration figures, from the cache (no
+        API request; a spec is read again only when its generation changed)."""
         counts: dict[str, int] = dict.fromkeys(MACHINE.phases, 0)
+        seen = set()
         for obj in self.caches.list(resources.RESTATE_CLUSTER):
             phase = (obj.get("status") or {}).get("phase") or MACHINE.initial
             counts[phase] = counts.get(phase, 0) + 1
+            seen.add(obj["metadata"]["name"])
+            self._record_config(obj)
         for phase, count in counts.items():
             METRICS.clusters.labels(phase=phase).set(count)
+        for gone in set(self._config_figures) - seen:
+            del self._config_figures[gone]
+            METRICS.forget_config(gone)
+
+    def _record_config(self, obj: Mapping[str, Any]) -> None:
+        name, generation = obj["metadata"]["name"], obj["metadata"].get("generation", 0)
+        known = self._config_figures.get(name)
+        if known is not None and known[0] == generation:
+            return
+        try:
+            figures = config_figures(RestateCluster.model_validate(obj))
+        except ValidationError:
+            figures = dict.fromkeys(CONFIG_FIGURES)  # Degraded InvalidSpec says why
+        self._config_figures[name] = (generation, figures)
+        METRICS.record_config(name, figures)

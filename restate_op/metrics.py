@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from prometheus_client import Counter, Gauge, Histogram
 
 from restate_op import __version__
+from restate_op.config_figures import CONFIG_FIGURES
 from restate_op.restate_health import RESTATE_FIGURES
 
 
@@ -68,6 +69,16 @@ class OperatorMetrics:
         )
     )
 
+    restate_cluster_config: Gauge = field(
+        default_factory=lambda: Gauge(
+            "restate_operator_restate_cluster_config",
+            "The configuration a RestateCluster's nodes run with, from its spec (else "
+            "Restate's default): journal_retention_seconds, idempotency_retention_seconds, "
+            "workflow_completion_retention_seconds",
+            ["cluster", "setting"],
+        )
+    )
+
     def __post_init__(self) -> None:
         self.build_info.labels(version=__version__).set(1)
 
@@ -82,6 +93,18 @@ class OperatorMetrics:
     def forget_cluster(self, cluster: str) -> None:
         for figure in RESTATE_FIGURES:
             self._drop(cluster, figure)
+
+    def record_config(self, cluster: str, figures: Mapping[str, int | None]) -> None:
+        """One series per cluster and setting (a fixed set): bounded by the clusters."""
+        for setting, value in figures.items():
+            if value is None:
+                with contextlib.suppress(KeyError):
+                    self.restate_cluster_config.remove(cluster, setting)
+            else:
+                self.restate_cluster_config.labels(cluster=cluster, setting=setting).set(value)
+
+    def forget_config(self, cluster: str) -> None:
+        self.record_config(cluster, dict.fromkeys(CONFIG_FIGURES))
 
     def _drop(self, cluster: str, figure: str) -> None:
         with contextlib.suppress(KeyError):
