@@ -13,7 +13,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -35,21 +35,27 @@ METHODS = {
 }
 
 
-def ident_answer() -> bytes:
-    """A joined node: Alive, node id 1 generation 1, metadata server Member."""
-    return F(1, 1) + F(2, F(1, 1) + F(2, 1)) + F(9, 3)
+def ident_answer(node_id: int = 1, member: bool = True) -> bytes:
+    """A joined node: Alive, ``node_id`` generation 1, metadata server Member (else Standby)."""
+    return F(1, 1) + F(2, F(1, node_id) + F(2, 1)) + F(9, 3 if member else 4)
 
 
-def cluster_state_answer(partitions: int = PARTITIONS) -> bytes:
-    """Node 1 alive (generation 1), leading partitions 0 .. partitions - 1."""
-    leads = b"".join(F(3, F(1, pid) + F(2, F(3, 1))) for pid in range(partitions))
-    alive = F(1, F(1, 1) + F(2, 1)) + leads
-    return F(1, F(4, F(1, 1) + F(2, F(1, alive))))
+def cluster_state_answer(partitions: int = PARTITIONS, nodes: Sequence[int] = (1,)) -> bytes:
+    """Every node of ``nodes`` alive (generation 1), the first leading partitions
+    0 .. partitions - 1."""
+
+    def node(node_id: int, leads: range) -> bytes:
+        led = b"".join(F(3, F(1, pid) + F(2, F(3, 1))) for pid in leads)
+        alive = F(1, F(1, node_id) + F(2, 1)) + led
+        return F(4, F(1, node_id) + F(2, F(1, alive)))
+
+    return F(1, b"".join(node(n, range(partitions if i == 0 else 0)) for i, n in enumerate(nodes)))
 
 
-def metadata_status_answer() -> bytes:
-    """The metadata cluster: node 1 its only member and its leader."""
-    return F(1, 3) + F(2, F(1, F(1, 1)) + F(2, F(1, 1) + F(2, 1))) + F(3, 1)
+def metadata_status_answer(members: Iterable[int] = (1,), leader: int | None = 1) -> bytes:
+    """The metadata cluster: ``members`` (node ids) and its ``leader`` (None: none)."""
+    entries = b"".join(F(2, F(1, m) + F(2, 1)) for m in sorted(members))
+    return F(1, 3) + F(2, F(1, F(1, 1)) + entries) + (F(3, leader) if leader is not None else b"")
 
 
 def configuration_answer(partitions: int = PARTITIONS) -> bytes:
@@ -112,12 +118,14 @@ class HealthStandIn:
         self.server.stop(grace=None)
 
 
-def _restate_status(obj: dict[str, Any] | None) -> dict[str, Any]:
+def restate_status(obj: dict[str, Any] | None) -> dict[str, Any]:
+    """A RestateCluster's ``status.restate`` (empty before Restate's view was read)."""
     status = (obj or {}).get("status") or {}
     return dict(status.get("restate") or {})
 
 
-def _all_led(status: dict[str, Any]) -> bool:
+def all_led(status: dict[str, Any]) -> bool:
+    """Whether a ``status.restate`` says every partition has a leader."""
     led = status.get("partitionsLed", status.get("partitions_led"))
     parts = status.get("partitions")
     return bool(parts) and led == parts
@@ -152,12 +160,12 @@ async def scenario(
     t_ready = time.time()
 
     def led() -> int:
-        return sum(1 for x in names if _all_led(_restate_status(r.probe.clusters.get(None, x))))
+        return sum(1 for x in names if all_led(restate_status(r.probe.clusters.get(None, x))))
 
     all_led = await r.probe.until(lambda: led() >= n, within)
     t_led = time.time()
     r.log(f"[health] {n} clusters Ready after {t_ready - t0:.1f} s, led after {t_led - t0:.1f} s")
-    sample = _restate_status(r.probe.clusters.get(None, names[0]))
+    sample = restate_status(r.probe.clusters.get(None, names[0]))
     await r.stop_operator(setup)
     runs = {}
     for mode, args in MODES:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from e2e.metrics import samples
-from e2e.operator_process import Kubectl, OperatorProcess, wait_for
+from e2e.operator_process import NO_NETWORK_NODE_ADDRESS, Kubectl, OperatorProcess, wait_for
 from restate_op.api.models import RestateCluster
 from restate_op.faults import CRASH_ENV, CRASH_EXIT_CODE, selects
 from restate_op.observe import Observation
@@ -36,9 +36,17 @@ def running_operator(
     args: Sequence[str] = ("--leader-elect", "false"),
     env: Mapping[str, str] | None = None,
     ready: bool = True,
+    node_address_template: str = NO_NETWORK_NODE_ADDRESS,
 ) -> Iterator[OperatorProcess]:
     """An operator process for the duration of a ``with`` block (SIGTERM on exit)."""
-    proc = OperatorProcess(kubeconfig, workdir, name=name, args=args, env=env).start()
+    proc = OperatorProcess(
+        kubeconfig,
+        workdir,
+        name=name,
+        args=args,
+        env=env,
+        node_address_template=node_address_template,
+    ).start()
     try:
         if ready:
             proc.wait_ready(90)
@@ -48,11 +56,16 @@ def running_operator(
 
 
 def start_crash_operator(
-    kubeconfig: Path, workdir: Path, switch: str, args: Sequence[str] = ()
+    kubeconfig: Path,
+    workdir: Path,
+    switch: str,
+    args: Sequence[str] = (),
+    node_address_template: str = NO_NETWORK_NODE_ADDRESS,
 ) -> OperatorProcess:
     """An operator that exits with code 86 at the first fault point ``switch`` selects.
 
     Waits until it serves (CRDs found, caches synced) or has already crashed.
+    ``node_address_template``: where it reaches Restate's node ports (``e2e/node_standin.py``).
     """
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", switch).strip("-")
     proc = OperatorProcess(
@@ -61,6 +74,7 @@ def start_crash_operator(
         name=f"crash-{slug}",
         args=["--leader-elect", "false", *args],
         env={CRASH_ENV: switch},
+        node_address_template=node_address_template,
     ).start()
 
     def serving() -> bool:

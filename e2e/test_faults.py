@@ -3,7 +3,9 @@
 For each point of ``restate_op.faults.FAULT_POINTS`` an operator started with
 ``RESTATE_OP_CRASH_AT`` drives a cluster through the transition that reaches the point
 (create -> Ready, a config change, a scale-down, disabling policies, provisioning, storage
-growth -> Expanding -> Ready) and exits there with code 86. A normal operator then takes over
+growth -> Expanding -> Ready, a metadata member's removal, a rolling update's pod restart, a
+snapshot request) and exits there with code 86. The steps that talk to Restate reach stand-in
+node ports (``e2e/node_standin.py``): kwok runs no Restate. A normal operator then takes over
 and must converge to Ready with the same children (same UIDs where nothing required a new
 object; the StatefulSet may be re-created only by expansion), every PVC kept, no pod restarted
 where no roll was due, and no duplicate or stale object.
@@ -14,15 +16,17 @@ at a time; the module does not use the shared ``operator`` fixture.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.health import all_led, restate_status
 from e2e.api_proxy import ApiProxy, Reply, conflict, too_many_requests
 from e2e.fault_tools import (
     MANAGED,
@@ -38,12 +42,15 @@ from e2e.fault_tools import (
     wait_crash,
 )
 from e2e.metrics import is_leader, write_requests
+from e2e.node_standin import RestateStandIn, node_address_template, serving
 from e2e.operator_fixtures import cluster_manifest, condition, phase_of, wait_phase
-from e2e.operator_process import REPO, Kubectl, wait_for
+from e2e.operator_process import NO_NETWORK_NODE_ADDRESS, REPO, Kubectl, wait_for
 from e2e.restate_admin_standin import StandIn, StandInServer
 from e2e.rsd_tools import manifest, posts_for, uri_of, version_of, wait_phases
 from restate_op.faults import FAULT_POINTS, template_of
 from restate_op.quantity import quantity_bytes
+from restate_op.roll import REVISION_LABEL
+from restate_op.snapshots import SNAPSHOT_ANNOTATION
 
 pytestmark = pytest.mark.usefixtures("restate_crd")
 
@@ -108,7 +115,14 @@ def every_fault_point_is_exercised(request: pytest.FixtureRequest) -> Iterator[N
     yield
     crash_tests = _crash_tests(request)
     expected = (
-        len(CREATE_SWITCHES) + len(PRUNE_STEPS) + 1 + len(EXPAND_SWITCHES) + len(RSD_SWITCHES)
+        len(CREATE_SWITCHES)
+        + len(PRUNE_STEPS)
+        + 1
+        + len(EXPAND_SWITCHES)
+        + len(RSD_SWITCHES)
+        + len(SHRINK_CASES)
+        + 1  # the roll
+        + len(SNAPSHOT_SWITCHES)
     )
     if len(crash_tests) < expected or crash_tests != CRASH_TESTS_RUN:
         return  # only part of the crash tests was selected, or ran in this process
@@ -124,12 +138,21 @@ def _crash_then_recover(
     switch: str,
     name: str,
     act: Any,
+    *,
+    nodes: str = NO_NETWORK_NODE_ADDRESS,
+    after_crash: Callable[[], object] | None = None,
+    recovered: Callable[[], object] | None = None,
 ) -> tuple[Snapshot, dict[str, Any], Snapshot]:
-    """Start a crash operator, ``act()``, wait for the crash, recover with a normal one."""
+    """Start a crash operator, ``act()``, wait for the crash, recover with a normal one.
+
+    ``nodes``: both operators' ``--node-address-template`` (``e2e/node_standin.py``);
+    ``after_crash()`` runs while no operator does; the recovery is over once the cluster is
+    Ready and ``recovered()`` says so (polled), if given.
+    """
     # On kwok pods are Ready within a second, so the coalesced Provisioning status would
     # never be written: turn coalescing off to reach that write.
     extra = ["--status-coalesce", "0"] if "status-write-Provisioning" in switch else []
-    crash = start_crash_operator(kubectl.kubeconfig, workdir, switch, extra)
+    crash = start_crash_operator(kubectl.kubeconfig, workdir, switch, extra, nodes)
     try:
         act()
         point = wait_crash(crash, switch, name)
@@ -137,9 +160,17 @@ def _crash_then_recover(
         crash.kill()
     CRASHED_AT.append(point)
     at_crash = snapshot(kubectl, name)
-    with running_operator(kubectl.kubeconfig, workdir, "recovery"):
+    if after_crash is not None:
+        after_crash()
+    with running_operator(
+        kubectl.kubeconfig, workdir, "recovery", node_address_template=nodes
+    ) as op:
         cluster = wait_phase(kubectl, name, "Ready", timeout=120)
+        if recovered is not None:
+            wait_for(recovered, 120, what=f"{name} recovered after the crash at {point}")
+            cluster = wait_phase(kubectl, name, "Ready", timeout=60)
         after = snapshot(kubectl, name)
+        assert "reconcile crashed" not in op.logs()
     return at_crash, cluster, after
 
 
@@ -422,6 +453,195 @@ def _crash_in_a_restate_deployment(
     assert len(posts_for(standin, v1_uri)) == 1
     if switch == "before-deregister":
         assert len(posts_for(standin, v2_uri)) == 1
+
+
+# -- Restate's own steps: scale-down, rolling update, snapshots --------------------------
+# kwok runs no Restate: the pods' node ports are stand-ins (e2e/node_standin.py), restate-<i>
+# node N<i+1>, every node a metadata member, N1 the metadata leader.
+
+
+@pytest.fixture
+def sockets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short directory for the stand-ins' unix sockets (paths are limited to 107 bytes)."""
+    return tmp_path_factory.mktemp("nodes")
+
+
+@contextlib.contextmanager
+def _with_restate(
+    kubectl: Kubectl, workdir: Path, sockets: Path, manifest: dict[str, Any]
+) -> Iterator[tuple[RestateStandIn, str, Snapshot]]:
+    """The cluster of ``manifest`` made Ready by a normal operator with Restate's view read
+    (every partition led) from stand-in node ports: the stand-in, the node address template
+    the operators need, and what the cluster owns then. Deleted after."""
+    name = manifest["metadata"]["name"]
+    with serving(sockets, name, manifest["spec"]["compute"]["replicas"]) as restate:
+        nodes = node_address_template(sockets)
+        kubectl.apply(manifest)
+        try:
+            with running_operator(
+                kubectl.kubeconfig, workdir, "setup", node_address_template=nodes
+            ):
+                wait_phase(kubectl, name, "Ready", timeout=120)
+                wait_for(
+                    lambda: all_led(restate_status(kubectl.get("restatecluster", name))),
+                    60,
+                    what=f"{name}: Restate's view read",
+                )
+            yield restate, nodes, snapshot(kubectl, name)
+        finally:
+            delete_cluster(kubectl, name)
+
+
+def _pods_left(kubectl: Kubectl, name: str, pods: set[str]) -> bool:
+    return set(snapshot(kubectl, name).pods) == pods
+
+
+#: Whether Restate had removed the member before the crash took the operator (a crash right
+#: after the call, modelled by removing it in the stand-in while no operator runs).
+SHRINK_CASES = {"unanswered": False, "answered": True}
+
+
+@pytest.mark.parametrize("answered", list(SHRINK_CASES.values()), ids=list(SHRINK_CASES))
+def test_crash_before_removing_a_metadata_member(
+    kubectl: Kubectl, workdir: Path, sockets: Path, answered: bool
+) -> None:
+    """3 -> 2, killed just before RemoveNode of the departing node N3: the next operator asks
+    Restate afresh, removes N3 exactly once (not at all when it is already gone), then lets
+    restate-2 go; Ready with 2 replicas, every PVC kept."""
+    name = f"crash-shrink-{int(answered)}"
+    manifest = _manifest(name, replicas=3)
+    with _with_restate(kubectl, workdir, sockets, manifest) as (restate, nodes, before):
+        at_crash, cluster, after = _crash_then_recover(
+            kubectl,
+            workdir,
+            "before-remove-metadata-member",
+            name,
+            lambda: kubectl.merge_patch("rsc", name, {"spec": {"compute": {"replicas": 2}}}),
+            nodes=nodes,
+            after_crash=(lambda: restate.remove_member(3)) if answered else None,
+            recovered=lambda: _pods_left(kubectl, name, {"restate-0", "restate-1"}),
+        )
+        assert CRASHED_AT[-1] == "before-remove-metadata-member-N3"
+        assert sorted(at_crash.pods) == ["restate-0", "restate-1", "restate-2"]
+        assert restate.members == {1, 2}
+        assert restate.removals == ([] if answered else [3]), "N3 removed once, through N1"
+        removed = events(kubectl, name, "MetadataMemberRemoved")
+        assert len(removed) == (0 if answered else 1), removed
+        assert cluster["status"]["readyReplicas"] == 2
+        assert kubectl.json("get", "statefulset", "restate", "-n", name)["spec"]["replicas"] == 2
+        manifest["spec"]["compute"]["replicas"] = 2
+        for earlier in (before, at_crash):
+            assert_nothing_lost(
+                earlier, after, expected=desired_children(manifest), pods_may_go=["restate-2"]
+            )
+        assert "storage-restate-2" in after.pvcs, "the departed node's volume is kept"
+
+
+def _revisions(kubectl: Kubectl, name: str) -> tuple[str | None, dict[str, str | None]]:
+    """The StatefulSet's update revision, and the revision each live pod was made from."""
+    sts = kubectl.get("statefulset", "restate", name) or {}
+    pods = kubectl.json("get", "pods", "-n", name)["items"]
+    return (sts.get("status") or {}).get("updateRevision"), {
+        p["metadata"]["name"]: (p["metadata"].get("labels") or {}).get(REVISION_LABEL)
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+    }
+
+
+def _restarted(kubectl: Kubectl, name: str) -> list[str]:
+    """The pods the PodRestarted Events name, oldest first."""
+    found = events(kubectl, name, "PodRestarted")
+    found.sort(key=lambda e: e.get("eventTime") or e.get("firstTimestamp") or "")
+    return [e["message"].split()[2] for e in found]
+
+
+def test_crash_before_restarting_a_pod(kubectl: Kubectl, workdir: Path, sockets: Path) -> None:
+    """An image change on 3 nodes, killed just before the roll's first pod delete (restate-2:
+    a metadata member but not the leader, highest ordinal): nothing restarted yet; the next
+    operator restarts each pod once, in Restate's order (the leader restate-0 last), and every
+    pod ends on the new revision and Ready."""
+    name = "crash-roll"
+    manifest = _manifest(name, replicas=3)
+    image = "restatedev/restate:0.8.1"
+
+    def rolled() -> bool:
+        update, pods = _revisions(kubectl, name)
+        return len(pods) == 3 and set(pods.values()) == {update}
+
+    with _with_restate(kubectl, workdir, sockets, manifest) as (_, nodes, before):
+        at_crash, cluster, after = _crash_then_recover(
+            kubectl,
+            workdir,
+            "before-restart-pod",
+            name,
+            lambda: kubectl.merge_patch("rsc", name, {"spec": {"compute": {"image": image}}}),
+            nodes=nodes,
+            recovered=rolled,
+        )
+        assert CRASHED_AT[-1] == "before-restart-pod-restate-2"
+        assert at_crash.pods == before.pods, "no pod restarted before the crash"
+        restarted = _restarted(kubectl, name)
+        # Each pod once: members by highest ordinal, the metadata leader (N1) last.
+        assert restarted == ["restate-2", "restate-1", "restate-0"], restarted
+        assert cluster["status"]["readyReplicas"] == 3
+        pods = kubectl.json("get", "pods", "-n", name)["items"]
+        images = {
+            c["image"] for p in pods for c in p["spec"]["containers"] if c["name"] == "restate"
+        }
+        assert images == {image}
+        assert not set(after.pods.values()) & set(before.pods.values()), "every pod rolled"
+        manifest["spec"]["compute"]["image"] = image
+        assert_nothing_lost(before, after, expected=desired_children(manifest), pods_may_roll=True)
+
+
+SNAPSHOT_SWITCHES = ("before-take-snapshots", "after-take-snapshots")
+
+
+def _answered(kubectl: Kubectl, name: str, token: str) -> dict[str, Any] | None:
+    """``status.snapshots`` when it answers ``token``."""
+    status = (kubectl.get("restatecluster", name) or {}).get("status") or {}
+    section = status.get("snapshots") or {}
+    return dict(section) if section.get("request") == token else None
+
+
+@pytest.mark.parametrize("switch", SNAPSHOT_SWITCHES)
+def test_crash_while_taking_snapshots(
+    kubectl: Kubectl, workdir: Path, sockets: Path, switch: str
+) -> None:
+    """Killed before asking Restate, or after it answered while the answer was only in
+    memory: either way status.snapshots does not answer the token, so the next operator takes
+    every partition's snapshot (again) and answers the token with the snapshots it took."""
+    name = f"crash-snap-{SNAPSHOT_SWITCHES.index(switch)}"
+    token = "nightly"
+    manifest = _manifest(name, replicas=1, snapshots={"destination": "s3://backups/crash"})
+    with _with_restate(kubectl, workdir, sockets, manifest) as (restate, nodes, _):
+        every = list(range(restate.partitions))
+        # Before: Restate not asked yet; after: every partition snapshotted once.
+        at_crash_taken = [] if switch.startswith("before") else every
+
+        def unanswered() -> None:
+            assert _answered(kubectl, name, token) is None, "the token is answered already"
+            assert sorted(restate.snapshots) == at_crash_taken, restate.snapshots
+
+        at_crash, _, after = _crash_then_recover(
+            kubectl,
+            workdir,
+            switch,
+            name,
+            lambda: kubectl.run("annotate", "rsc", name, f"{SNAPSHOT_ANNOTATION}={token}"),
+            nodes=nodes,
+            after_crash=unanswered,
+            recovered=lambda: _answered(kubectl, name, token),
+        )
+        assert CRASHED_AT[-1] == f"{switch}-{token}"
+        assert sorted(restate.snapshots) == sorted(at_crash_taken + every), "taken again"
+        section = _answered(kubectl, name, token)
+        assert section is not None and section.get("takenAt") and "error" not in section
+        n = 1 if switch.startswith("before") else 2
+        assert [p["snapshotId"] for p in section["partitions"]] == [
+            f"snap_{p}_{n}" for p in every
+        ], "the status holds the snapshots the recovered operator took"
+        assert after.pods == at_crash.pods, "a snapshot restarts nothing"
 
 
 # -- API server outage -------------------------------------------------------------------

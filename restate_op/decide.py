@@ -38,7 +38,7 @@ from restate_op.effects import (
 from restate_op.machine import load_machine
 from restate_op.observe import Observation, Unreadable
 from restate_op.outcomes import ReconcileError, internal_error
-from restate_op.plan import Plan, make_plan
+from restate_op.plan import Plan, live_replicas, make_plan
 from restate_op.pod_health import recheck_after, running_pods
 from restate_op.restate_drift import config_drift
 from restate_op.restate_health import (
@@ -186,7 +186,7 @@ def health_reads(
     waits for a read made after its last pod became ready).
     """
     name = obs.cluster.name
-    running = running_pods(obs.pods, obs.cluster.spec.compute.desired_replicas)
+    running = running_pods(obs.pods, _asked_replicas(obs))
     targets = tuple((pod, obs.node_address(pod)) for pod in running)
     ready = phase == "Ready"
     interval = obs.settings.restate_health_seconds if ready else HEALTH_REFRESH_CHANGING
@@ -206,6 +206,15 @@ def health_reads(
         return tuple(effects), interval - age
     effects.append(ReadClusterHealth(health_key(name), targets))
     return tuple(effects), None if ready else 0.0
+
+
+def _asked_replicas(obs: Observation) -> int:
+    """How many pods a health read asks: the spec's, and while the cluster shrinks the
+    departing ones too. Only a node can say its id, and the scale-down needs the departing
+    node's to know whether Restate must release it first: a read made after a restart or
+    after the first departure would otherwise let the pod go unasked."""
+    desired = obs.cluster.spec.compute.desired_replicas
+    return max(desired, live_replicas(obs.statefulset)) if desired > 0 else 0
 
 
 def conclude(

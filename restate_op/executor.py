@@ -286,6 +286,7 @@ class Executor:
             case RemoveFinalizer():
                 await self._remove_finalizer(effect)
             case RemoveMetadataMember():
+                fault_point(f"before-remove-metadata-member-N{effect.node_id}")
                 try:
                     await self._remove_member(effect.leader, effect.node_id)
                 except grpc.aio.AioRpcError as exc:
@@ -306,6 +307,7 @@ class Executor:
                 )
                 log.info("StatefulSet %s/%s now rolls OnDelete", effect.namespace, effect.name)
             case RestartPod():
+                fault_point(f"before-restart-pod-{effect.name}")
                 try:
                     await with_retries(
                         self.client.delete,
@@ -325,9 +327,11 @@ class Executor:
             case PollClusterHealth():
                 self.polls.set(effect, wake)
             case TakeSnapshots():
+                fault_point(f"before-take-snapshots-{effect.token}")
                 results = await self._take_snapshots(effect.target, effect.partitions)
                 run = SnapshotRun(effect.token, self._clock(), results)
                 self.memory.put(effect.key, run)
+                fault_point(f"after-take-snapshots-{effect.token}")
                 log.info(
                     "snapshot request %r of %s: %d/%d partitions snapshotted",
                     effect.token,

@@ -76,6 +76,26 @@ FAULT_POINTS: Final[Mapping[str, str]] = MappingProxyType(
             "RestateDeployment deletion: every registration is gone; the finalizer is about "
             "to be released, the object still exists."
         ),
+        "before-remove-metadata-member-N{node}": (
+            "Scale-down: the departing pod's node N{node} is still a metadata-server "
+            "member and the RemoveNode call to the metadata leader is about to be sent; the "
+            "StatefulSet still has the old replicas. The next operator reads Restate afresh "
+            "and removes the member (once: a node no longer a member is never removed again)."
+        ),
+        "before-restart-pod-{pod}": (
+            "Rolling update: the StatefulSet rolls OnDelete with the new template, Restate "
+            "let the next pod go and its delete (with a uid precondition) is about to be "
+            "sent; it and the pods after it still run the old template."
+        ),
+        "before-take-snapshots-{token}": (
+            "Snapshot request {token}: nothing asked of Restate yet; status.snapshots does not "
+            "answer the token."
+        ),
+        "after-take-snapshots-{token}": (
+            "Snapshot request {token}: Restate took every partition's snapshot, the answer "
+            "is only in the operator's memory (lost with it); status.snapshots does not answer "
+            "the token, so the next operator takes the snapshots again."
+        ),
         "before-status-write-{phase}": (
             "The actions of the reconcile are done; the status (phase {phase}) is about to be "
             "written. Passed only when the status changes."

@@ -509,6 +509,11 @@ def _raised_by_someone_else(
     return applied is not None and applied == desired_hash(manifest)
 
 
+def live_replicas(sts: Mapping[str, Any] | None) -> int:
+    """The live StatefulSet's ``spec.replicas`` (0 without one)."""
+    return int(((sts or {}).get("spec") or {}).get("replicas", 0) or 0)
+
+
 def _scale_down(obs: Observation) -> ScaleDown | None:
     """Where a scale-down stands, or None when the cluster is not shrinking.
 
@@ -519,7 +524,7 @@ def _scale_down(obs: Observation) -> ScaleDown | None:
     """
     sts = obs.statefulset
     target = obs.cluster.spec.compute.desired_replicas
-    live = int(((sts or {}).get("spec") or {}).get("replicas", 0) or 0)
+    live = live_replicas(sts)
     if sts is None or target == 0 or live <= target or live <= 1:
         return None
     departing = pod_names(live)[-1]

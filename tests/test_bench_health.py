@@ -27,6 +27,21 @@ def test_standin_answers_decode_as_a_healthy_node() -> None:
     )
 
 
+def test_standin_answers_decode_as_a_multi_node_cluster() -> None:
+    """The e2e stand-in of several nodes (``e2e/node_standin.py``) builds on these."""
+    assert parse_ident(health.ident_answer(3, member=False)) == NodeIdent(3, 1, "Alive", "Standby")
+    assert parse_cluster_state(health.cluster_state_answer(2, (1, 2, 3))) == (
+        NodeState(1, True, 1, (0, 1)),
+        NodeState(2, True, 1, ()),
+        NodeState(3, True, 1, ()),
+    )
+    assert parse_metadata_status(health.metadata_status_answer({2, 1}, 2)) == (
+        frozenset({1, 2}),
+        2,
+    )
+    assert parse_metadata_status(health.metadata_status_answer((), None)) == (frozenset(), None)
+
+
 def _window(cpu: float, rss: float, calls: float) -> dict[str, Any]:
     return {
         "window_s": 120.0,

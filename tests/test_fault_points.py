@@ -87,6 +87,10 @@ def test_listed_points_are_documented_and_distinct() -> None:
         ("before-provision", "before-provision"),
         ("before-status-write-Ready", "before-status-write-{phase}"),
         ("after-status-write-Expanding", "after-status-write-{phase}"),
+        ("before-remove-metadata-member-N3", "before-remove-metadata-member-N{node}"),
+        ("before-restart-pod-restate-2", "before-restart-pod-{pod}"),
+        ("before-take-snapshots-nightly", "before-take-snapshots-{token}"),
+        ("after-take-snapshots-nightly", "after-take-snapshots-{token}"),
         ("before-apply-children", None),
         ("after-status-write", None),
     ],
@@ -108,6 +112,8 @@ def test_template_of(name: str, template: str | None) -> None:
         ("before-patch-pvc-storage-restate-1", "before-patch-pvc-storage-restate-10", False),
         ("after-patch-pvcs", "after-patch-pvcs", True),
         ("after-patch-pvc", "after-patch-pvcs", False),
+        ("before-restart-pod", "before-restart-pod-restate-2", True),
+        ("before-remove-metadata-member-N1", "before-remove-metadata-member-N10", False),
     ],
 )
 def test_switch_selects_by_exact_name_or_boundary_prefix(

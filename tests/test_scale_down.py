@@ -9,7 +9,14 @@ from dataclasses import replace
 from typing import Any
 
 from restate_op.decide import conclude, decide, health_key
-from restate_op.effects import Apply, Emit, Outcome, RemoveMetadataMember, WriteStatus
+from restate_op.effects import (
+    Apply,
+    Emit,
+    Outcome,
+    ReadClusterHealth,
+    RemoveMetadataMember,
+    WriteStatus,
+)
 from restate_op.observe import Observation
 from restate_op.restate_health import (
     ClusterConfiguration,
@@ -102,6 +109,26 @@ def test_without_a_read_it_waits_and_reads() -> None:
     assert decision.phase == "ScalingDown"
     assert "waits: Restate's view not read yet" in decision.message
     assert _sts_replicas(decision.effects) is None
+    # The departing pod is asked too: only its node can say its id (found by the crash
+    # test: an operator restarted mid-scale-down let restate-2 go without removing N3).
+    [read] = [e for e in decision.effects if isinstance(e, ReadClusterHealth)]
+    assert [pod for pod, _ in read.targets] == ["restate-0", "restate-1", "restate-2"]
+
+
+def test_a_read_after_the_first_departure_still_asks_the_next_one() -> None:
+    obs = _shrinking(5, 3, None)
+    sts = dict(obs.children[("StatefulSet", "restate")])
+    children = {
+        **obs.children,
+        ("StatefulSet", "restate"): {**sts, "spec": {**sts["spec"], "replicas": 4}},
+    }
+    pods = obs.pods[:4]
+    [read] = [
+        e
+        for e in decide(replace(obs, children=children, pods=pods), NOW).effects
+        if isinstance(e, ReadClusterHealth)
+    ]
+    assert [pod for pod, _ in read.targets] == [f"restate-{i}" for i in range(4)]
 
 
 def test_no_leader_means_no_step() -> None:
