@@ -162,7 +162,7 @@ async def scenario(
     def led() -> int:
         return sum(1 for x in names if all_led(restate_status(r.probe.clusters.get(None, x))))
 
-    all_led = await r.probe.until(lambda: led() >= n, within)
+    every_led = await r.probe.until(lambda: led() >= n, within)
     t_led = time.time()
     r.log(f"[health] {n} clusters Ready after {t_ready - t0:.1f} s, led after {t_led - t0:.1f} s")
     sample = restate_status(r.probe.clusters.get(None, names[0]))
@@ -176,8 +176,8 @@ async def scenario(
         "partitions": PARTITIONS,
         "all_ready": ready,
         "all_ready_s": round(t_ready - t0, 1) if ready else None,
-        "all_led": all_led,
-        "all_led_s": round(t_led - t0, 1) if all_led else None,
+        "all_led": every_led,
+        "all_led_s": round(t_led - t0, 1) if every_led else None,
         "led": led(),
         "status_restate_sample": sample,
         **runs["reads on"],
