@@ -55,12 +55,14 @@ class RestateStandIn:
         self.removals: list[int] = []
         #: Every partition ``CreatePartitionSnapshot`` was asked for, in order.
         self.snapshots: list[int] = []
+        #: ``GetIdent`` calls answered, per node (one per pod and read).
+        self.idents: dict[int, int] = dict.fromkeys(self.nodes, 0)
+        self._sockets = {
+            node: directory / f"{namespace}-restate-{node - 1}.sock" for node in self.nodes
+        }
         self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
-        self._servers = [
-            self._server(node, directory / f"{namespace}-restate-{node - 1}.sock")
-            for node in self.nodes
-        ]
+        self._servers = {node: self._server(node, self._sockets[node]) for node in self.nodes}
 
     def _server(self, node: int, socket: Path) -> grpc.Server:
         methods: dict[str, dict[str, Handler]] = {
@@ -90,6 +92,7 @@ class RestateStandIn:
 
     def _ident(self, node: int) -> bytes:
         with self._lock:
+            self.idents[node] += 1
             return ident_answer(node, member=node in self.members)
 
     def _status(self) -> bytes:
@@ -129,13 +132,22 @@ class RestateStandIn:
         with self._lock:
             self.members.discard(node)
 
+    def pause(self, node: int) -> None:
+        """Node ``node`` stops answering (its socket goes), as a frozen or crashed node."""
+        self._servers[node].stop(grace=None)
+
+    def resume(self, node: int) -> None:
+        """Node ``node`` answers again."""
+        self._servers[node] = self._server(node, self._sockets[node])
+        self._servers[node].start()
+
     def start(self) -> RestateStandIn:
-        for server in self._servers:
+        for server in self._servers.values():
             server.start()
         return self
 
     def stop(self) -> None:
-        for server in self._servers:
+        for server in self._servers.values():
             server.stop(grace=None)
 
 
