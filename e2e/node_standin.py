@@ -12,12 +12,13 @@ partition. Answers are built by ``bench.health`` (the health benchmark's stand-i
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
+import pytest
 
 from bench.health import (
     PARTITIONS,
@@ -26,6 +27,7 @@ from bench.health import (
     ident_answer,
     metadata_status_answer,
 )
+from e2e.operator_process import OperatorProcess
 from restate_op import protowire as wire
 
 NODE_CTL = "restate.node_ctl_svc.NodeCtlSvc"
@@ -161,3 +163,30 @@ def serving(
         yield standin
     finally:
         standin.stop()
+
+
+@contextmanager
+def operator_over_standins(
+    kubeconfig: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    namespace: str,
+    replicas: int,
+    partitions: int = PARTITIONS,
+    args: Sequence[str] = (),
+) -> Iterator[tuple[RestateStandIn, OperatorProcess]]:
+    """Stand-ins for the ``replicas`` pods of the cluster in ``namespace`` and a ready
+    operator (``args`` added) that reaches them, for the duration of a ``with`` block."""
+    sockets = tmp_path_factory.mktemp("nodes")
+    with serving(sockets, namespace, replicas, partitions) as standin:
+        proc = OperatorProcess(
+            kubeconfig,
+            tmp_path_factory.mktemp("operator"),
+            args=args,
+            node_address_template=node_address_template(sockets),
+        ).start()
+        try:
+            proc.wait_ready()
+            yield standin, proc
+        finally:
+            code = proc.stop()
+            print(f"operator exited with {code}; log: {proc.log_path}")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from e2e.metrics import samples_in
-from e2e.node_standin import RestateStandIn, node_address_template, serving
+from e2e.node_standin import RestateStandIn, operator_over_standins
 from e2e.operator_fixtures import HasKubeconfig, cluster_manifest, wait_phase
 from e2e.operator_process import Kubectl, OperatorProcess, wait_for
 
@@ -26,20 +26,9 @@ pytestmark = pytest.mark.e2e
 def nodes_and_operator(
     kube: HasKubeconfig, restate_crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RestateStandIn, OperatorProcess]]:
-    sockets = tmp_path_factory.mktemp("nodes")
-    with serving(sockets, NAME, replicas=3) as nodes:
-        proc = OperatorProcess(
-            kube.kubeconfig,
-            tmp_path_factory.mktemp("operator"),
-            args=("--restate-health-seconds", str(EVERY)),
-            node_address_template=node_address_template(sockets),
-        ).start()
-        try:
-            proc.wait_ready()
-            yield nodes, proc
-        finally:
-            code = proc.stop()
-            print(f"operator exited with {code}; log: {proc.log_path}")
+    args = ("--restate-health-seconds", str(EVERY))
+    with operator_over_standins(kube.kubeconfig, tmp_path_factory, NAME, 3, args=args) as both:
+        yield both
 
 
 def _reconciles(proc: OperatorProcess) -> float:

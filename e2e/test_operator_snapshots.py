@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from e2e.node_standin import RestateStandIn, node_address_template, serving
+from e2e.node_standin import RestateStandIn, operator_over_standins
 from e2e.operator_fixtures import HasKubeconfig, cluster_manifest, wait_phase
 from e2e.operator_process import Kubectl, OperatorProcess, wait_for
 from restate_op.snapshots import DESTINATION_ENV, SNAPSHOT_ANNOTATION
@@ -26,19 +26,8 @@ pytestmark = pytest.mark.e2e
 def node_and_operator(
     kube: HasKubeconfig, restate_crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RestateStandIn, OperatorProcess]]:
-    sockets = tmp_path_factory.mktemp("nodes")
-    with serving(sockets, NAME, replicas=1, partitions=PARTITIONS) as node:
-        proc = OperatorProcess(
-            kube.kubeconfig,
-            tmp_path_factory.mktemp("operator"),
-            node_address_template=node_address_template(sockets),
-        ).start()
-        try:
-            proc.wait_ready()
-            yield node, proc
-        finally:
-            code = proc.stop()
-            print(f"operator exited with {code}; log: {proc.log_path}")
+    with operator_over_standins(kube.kubeconfig, tmp_path_factory, NAME, 1, PARTITIONS) as both:
+        yield both
 
 
 def _snapshots(kubectl: Kubectl, token: str) -> dict[str, Any] | None:
