@@ -12,6 +12,7 @@ partition. Answers are built by ``bench.health`` (the health benchmark's stand-i
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from contextlib import contextmanager
@@ -57,8 +58,10 @@ class RestateStandIn:
         self.removals: list[int] = []
         #: Every partition ``CreatePartitionSnapshot`` was asked for, in order.
         self.snapshots: list[int] = []
-        #: ``GetIdent`` calls answered, per node (one per pod and read).
-        self.idents: dict[int, int] = dict.fromkeys(self.nodes, 0)
+        #: Calls answered, by method (every node).
+        self.calls: Counter[str] = Counter()
+        #: Nodes that do not answer (``pause``): dead to the cluster controller too.
+        self.paused: set[int] = set()
         self._sockets = {
             node: directory / f"{namespace}-restate-{node - 1}.sock" for node in self.nodes
         }
@@ -70,7 +73,7 @@ class RestateStandIn:
         methods: dict[str, dict[str, Handler]] = {
             NODE_CTL: {"GetIdent": lambda _r, _c: self._ident(node)},
             CLUSTER_CTRL: {
-                "GetClusterState": lambda _r, _c: cluster_state_answer(self.partitions, self.nodes),
+                "GetClusterState": lambda _r, _c: self._cluster_state(),
                 "GetClusterConfiguration": lambda _r, _c: configuration_answer(self.partitions),
                 "CreatePartitionSnapshot": self._snapshot,
             },
@@ -94,8 +97,14 @@ class RestateStandIn:
 
     def _ident(self, node: int) -> bytes:
         with self._lock:
-            self.idents[node] += 1
+            self.calls["GetIdent"] += 1
             return ident_answer(node, member=node in self.members)
+
+    def _cluster_state(self) -> bytes:
+        with self._lock:
+            self.calls["GetClusterState"] += 1
+            alive = [n for n in self.nodes if n not in self.paused]
+        return cluster_state_answer(self.partitions, alive)
 
     def _status(self) -> bytes:
         with self._lock:
@@ -135,11 +144,16 @@ class RestateStandIn:
             self.members.discard(node)
 
     def pause(self, node: int) -> None:
-        """Node ``node`` stops answering (its socket goes), as a frozen or crashed node."""
+        """Node ``node`` stops answering (its socket goes), as a frozen or crashed node;
+        the others' cluster state no longer lists it alive."""
+        with self._lock:
+            self.paused.add(node)
         self._servers[node].stop(grace=None)
 
     def resume(self, node: int) -> None:
         """Node ``node`` answers again."""
+        with self._lock:
+            self.paused.discard(node)
         self._servers[node] = self._server(node, self._sockets[node])
         self._servers[node].start()
 

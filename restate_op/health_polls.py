@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 #: the answer differs from the one it replaced.
 HealthRead = Callable[[tuple[str, str], Mapping[str, str], bool], Awaitable[bool]]
 
-#: Every this many polls a read is a full one (the configuration, for drift, and the
-#: metadata members are asked too): every 5 minutes at the default 30 s.
+#: Every this many polls a read is a full one (every pod, the configuration for drift, the
+#: metadata members); the others glance (``read_health``): every 5 minutes at 30 s.
 FULL_READ_EVERY = 10
 Wake = Callable[[], None]
 

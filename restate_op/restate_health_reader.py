@@ -19,6 +19,7 @@ import grpc.aio
 from restate_op import protowire as wire
 from restate_op.node_channels import NodeChannels
 from restate_op.restate_health import (
+    NodeState,
     PodHealth,
     RestateHealth,
     parse_cluster_configuration,
@@ -80,9 +81,8 @@ async def read_health(
 
     ``known``: the previous read, whose node ids name the pods that stop answering.
     ``channels``: where the channels come from and stay (None: opened for this read only).
-    ``full`` False: the configuration and the metadata cluster's members are carried over
-    from ``known`` (when it has them) instead of asked: they change only when the cluster
-    is provisioned, scaled down or reconfigured by hand, and asking costs half the read.
+    ``full`` False: a glance first (``_glance``: one call for the whole cluster); a full
+    read only when the glance sees anything but the last read's nodes, still alive.
     """
     pool = channels if channels is not None else NodeChannels()
     unreachable: set[str] = set()
@@ -105,6 +105,10 @@ async def _read(
     unreachable: set[str],
     full: bool,
 ) -> RestateHealth:
+    if not full and known is not None:
+        glanced = await _glance(targets, known, channels)
+        if glanced is not None:
+            return replace(known, read_at=now, nodes=glanced)
     ids = {p.pod: p.node_id for p in known.pods} if known is not None else {}
     ordered = sorted(targets.items())
     pods = tuple(
@@ -125,13 +129,10 @@ async def _read(
         return RestateHealth(now, pods=pods, error=why)
     last_error = ""
     members = [t for ident, t in idents if ident.metadata == "Member"]
-    carried = known if not full and known is not None and known.configuration else None
     for target in joined:
         asked = target
         try:
             nodes = parse_cluster_state(await _call(channels[target], GET_CLUSTER_STATE))
-            if carried is not None:
-                return replace(carried, read_at=now, pods=pods, nodes=nodes)
             config = parse_cluster_configuration(
                 await _call(channels[target], GET_CLUSTER_CONFIGURATION)
             )
@@ -156,6 +157,40 @@ async def _read(
             metadata_leader=leader,
         )
     return RestateHealth(now, pods=pods, error=f"GetClusterState failed: {last_error}")
+
+
+async def _glance(
+    targets: Mapping[str, str], known: RestateHealth, channels: Mapping[str, grpc.aio.Channel]
+) -> tuple[NodeState, ...] | None:
+    """The cluster controller's view of the nodes, from one node, when it shows the last
+    read's nodes still there (each pod's node alive with the generation it answered with);
+    None when it shows anything else, or the last read was not whole.
+
+    A Ready cluster's poll: the pods, the configuration and the metadata members of the last
+    read stand while every node is alive in the same generation (a restarted node has a new
+    one; a frozen or gone one is dead to the controller within seconds). One call instead of
+    one per pod plus three.
+    """
+    idents = [p.ident for p in known.pods]
+    if (
+        not known.ok
+        or known.configuration is None
+        or {p.pod for p in known.pods} != set(targets)
+        or any(i is None or i.node_id is None for i in idents)
+    ):
+        return None
+    first = sorted(targets.items())[0][1]
+    try:
+        nodes = parse_cluster_state(await _call(channels[first], GET_CLUSTER_STATE))
+    except (grpc.aio.AioRpcError, wire.WireError):
+        return None  # the full read says what is wrong, and drops an unreachable channel
+    by_id = {n.node_id: n for n in nodes}
+    for ident in idents:
+        assert ident is not None
+        node = by_id.get(ident.node_id) if ident.node_id is not None else None
+        if node is None or not node.alive or node.generation != ident.generation:
+            return None
+    return nodes
 
 
 async def remove_metadata_member(leader: str, node_id: int) -> None:

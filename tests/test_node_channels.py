@@ -183,22 +183,39 @@ async def test_reads_share_one_channel_and_an_unreachable_node_loses_its_own(
         await channels.close()
 
 
-async def test_a_light_read_asks_only_who_the_pods_are_and_the_cluster_state(
+async def test_a_glance_asks_one_node_and_anything_unexpected_reads_in_full(
     standin: HealthStandIn,
 ) -> None:
     targets = {"restate-0": standin.address("rc")}
     channels = NodeChannels()
     full = await read_health(targets, 1.0, None, channels)
+
+    def asked_since(before: dict[str, int]) -> dict[str, int]:
+        now = standin.counts()
+        return {m: n - before.get(m, 0) for m, n in now.items() if n - before.get(m, 0)}
+
     before = standin.counts()
     light = await read_health(targets, 2.0, full, channels, full=False)
-    asked = {m: n - before.get(m, 0) for m, n in standin.counts().items()}
-    assert {m: n for m, n in asked.items() if n} == {"GetIdent": 1, "GetClusterState": 1}
-    # The configuration and the metadata members are the last full read's.
+    assert asked_since(before) == {"GetClusterState": 1}
+    # Pods, configuration and members are the last read's; the nodes are the glance's.
     assert light.says_the_same(full) and light.read_at == 2.0
-    # Nothing to carry over (no full read yet, or it failed): a light read is a full one.
-    again = await read_health(targets, 3.0, replace(full, configuration=None), channels, False)
+    # A node in another generation than its pod said (it restarted): read in full.
+    [pod] = full.pods
+    assert pod.ident is not None
+    restarted = replace(full, pods=(replace(pod, ident=replace(pod.ident, generation=7)),))
+    before = standin.counts()
+    again = await read_health(targets, 3.0, restarted, channels, False)
+    assert set(asked_since(before)) == {
+        "GetIdent",
+        "GetClusterState",
+        "GetClusterConfiguration",
+        "Status",
+    }
     assert again.says_the_same(full)
-    assert standin.counts()["GetClusterConfiguration"] == before["GetClusterConfiguration"] + 1
+    # Nothing whole to go by (no configuration): read in full.
+    before = standin.counts()
+    await read_health(targets, 4.0, replace(full, configuration=None), channels, False)
+    assert "GetIdent" in asked_since(before)
     await channels.close()
 
 
