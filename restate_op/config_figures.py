@@ -14,7 +14,7 @@ import re
 from typing import Final
 
 from restate_op.api.models import RestateCluster
-from restate_op.children.restate_config import env_entries, parsed_config
+from restate_op.children.restate_config import spec_value
 
 #: figure -> (the configuration key, Restate 1.7.12's default).
 RETENTION: Final = {
@@ -58,11 +58,10 @@ def duration_seconds(text: str) -> int | None:
 
 def config_figures(cluster: RestateCluster) -> dict[str, int | None]:
     """Each retention figure of the cluster's nodes, in seconds (None: does not parse)."""
-    doc = parsed_config(cluster) or {}
     figures: dict[str, int | None] = {}
     for figure, (key, default) in RETENTION.items():
-        env = env_entries(cluster, "RESTATE_" + key.upper().replace("-", "_"))
+        found = spec_value(cluster, key)
         # A variable from a Secret or ConfigMap wins over the file, unseen here: no figure.
-        value = env[-1].value if env else doc.get(key, default)
+        value = default if found is None else found[1]
         figures[figure] = duration_seconds(value) if isinstance(value, str) else None
     return figures

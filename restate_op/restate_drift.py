@@ -9,26 +9,14 @@ the spec field, what Restate runs with and what can be done about it.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from restate_op.api.models import RestateCluster
-from restate_op.children.restate_config import env_entries, parsed_config
+from restate_op.children.restate_config import spec_value
 from restate_op.restate_health import RestateHealth
-from restate_op.validation import REPLICATION_ENV, REPLICATION_KEY, replication_nodes
+from restate_op.validation import REPLICATION_KEY, replication_nodes
 
 PARTITIONS_KEY: Final = "default-num-partitions"
-PARTITIONS_ENV: Final = "RESTATE_DEFAULT_NUM_PARTITIONS"
-
-
-def _spec_value(cluster: RestateCluster, key: str, env: str) -> tuple[str, Any] | None:
-    """The value the spec gives ``key`` (the env wins over the file, as in Restate)."""
-    entries = env_entries(cluster, env)
-    if entries:
-        return f"spec.compute.env[{env}]", entries[-1].value
-    doc = parsed_config(cluster) or {}
-    if key in doc:
-        return f"spec.config {key}", doc[key]
-    return None
 
 
 def config_drift(cluster: RestateCluster, health: RestateHealth | None) -> tuple[str, ...]:
@@ -37,7 +25,7 @@ def config_drift(cluster: RestateCluster, health: RestateHealth | None) -> tuple
     if config is None:
         return ()
     found: list[str] = []
-    replication = _spec_value(cluster, REPLICATION_KEY, REPLICATION_ENV)
+    replication = spec_value(cluster, REPLICATION_KEY)
     if replication is not None and config.replication is not None:
         field, value = replication
         wanted, running = replication_nodes(value), replication_nodes(config.replication)
@@ -48,7 +36,7 @@ def config_drift(cluster: RestateCluster, health: RestateHealth | None) -> tuple
                 "provisioned; change the running cluster with `restatectl config set "
                 f"--partition-replication {value}`, or set the spec back"
             )
-    partitions = _spec_value(cluster, PARTITIONS_KEY, PARTITIONS_ENV)
+    partitions = spec_value(cluster, PARTITIONS_KEY)
     if partitions is not None and config.partitions:
         field, value = partitions
         try:

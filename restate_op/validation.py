@@ -49,6 +49,7 @@ from restate_op.children.restate_config import (
     env_entries,
     parsed_config,
     restate_roles,
+    spec_value,
     user_sets_metadata_client,
 )
 from restate_op.children.restate_schema import check_config, env_key, restate_version
@@ -57,9 +58,8 @@ from restate_op.snapshots import DESTINATION_ENV, INTERVAL_ENV, RETAINED_ENV
 #: Condition reason of every spec problem (upstream: ``InvalidRestateConfig``).
 INVALID_CONFIG: Final = "InvalidConfig"
 
-#: Restate's replication factor of new logs and partitions, in the file and as a variable.
+#: Restate's replication factor of new logs and partitions (its variable: ``env_name``).
 REPLICATION_KEY: Final = "default-replication"
-REPLICATION_ENV: Final = "RESTATE_DEFAULT_REPLICATION"
 
 _CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 _SECURITY_GROUP_RE = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
@@ -182,15 +182,10 @@ def _check_replication(cluster: RestateCluster, doc: dict[str, Any]) -> list[Spe
     if user_sets_metadata_client(cluster):
         return []
     replicas = cluster.spec.compute.desired_replicas
-    env = env_entries(cluster, REPLICATION_ENV)
-    if env:
-        raw: Any = env[-1].value
-        field = f"spec.compute.env[{REPLICATION_ENV}]"
-    elif REPLICATION_KEY in doc:
-        raw = doc[REPLICATION_KEY]
-        field = "spec.config"
-    else:
+    found = spec_value(cluster, REPLICATION_KEY, doc=doc)
+    if found is None:
         return []
+    field, raw = found[0].split(" ")[0], found[1]
     needed = replication_nodes(raw)
     if needed is None or replicas == 0 or needed <= replicas:
         return []
@@ -212,17 +207,11 @@ RAFT_HEARTBEAT_TICK: Final = ("raft-heartbeat-tick", 2)
 def _metadata_server_value(
     cluster: RestateCluster, doc: dict[str, Any], key: tuple[str, int]
 ) -> tuple[Any, str]:
-    """A ``[metadata-server]`` setting as the pod would see it (its ``RESTATE_*`` variable
-    over the file over Restate's default), and where it comes from."""
+    """A ``[metadata-server]`` setting as the pod would see it (the spec's, else Restate's
+    default), and where it comes from."""
     name, default = key
-    env_name = "RESTATE_METADATA_SERVER__" + name.upper().replace("-", "_")
-    env = env_entries(cluster, env_name)
-    if env:
-        return env[-1].value, f"spec.compute.env[{env_name}]"
-    section = doc.get("metadata-server")
-    if isinstance(section, dict) and name in section:
-        return section[name], f"spec.config [metadata-server] {name}"
-    return default, "Restate's default"
+    found = spec_value(cluster, "metadata-server", name, doc=doc)
+    return (default, "Restate's default") if found is None else (found[1], found[0])
 
 
 def _check_metadata_raft(cluster: RestateCluster, doc: dict[str, Any]) -> list[SpecProblem]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import tomllib
+from collections.abc import Mapping
 from typing import Any, Final
 
 from restate_op.api.models import RestateCluster
@@ -81,6 +82,32 @@ def user_sets_metadata_client(cluster: RestateCluster) -> bool:
 
 def env_entries(cluster: RestateCluster, name: str) -> list[Any]:
     return [e for e in cluster.spec.compute.env or [] if e.name == name]
+
+
+def env_name(*path: str) -> str:
+    """The ``RESTATE_*`` variable Restate reads for the setting at ``path`` (its sections
+    joined by ``__``), e.g. ``RESTATE_METADATA_SERVER__RAFT_ELECTION_TICK``."""
+    return "RESTATE_" + "__".join(p.upper().replace("-", "_") for p in path)
+
+
+def spec_value(
+    cluster: RestateCluster, *path: str, doc: Mapping[str, Any] | None = None
+) -> tuple[str, Any] | None:
+    """The value the spec gives the Restate setting at ``path`` and the field it comes from:
+    its variable (the last one; None when from a Secret or ConfigMap) over the file, as
+    Restate reads them. None: the spec leaves it to Restate's default.
+
+    ``doc``: the file already parsed (else it is parsed here)."""
+    name = env_name(*path)
+    entries = env_entries(cluster, name)
+    if entries:
+        return f"spec.compute.env[{name}]", entries[-1].value
+    value: Any = doc if doc is not None else parsed_config(cluster) or {}
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return f"spec.config {'.'.join(path)}", value
 
 
 def _user_manages_provisioning(cluster: RestateCluster) -> bool:
