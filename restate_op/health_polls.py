@@ -6,6 +6,14 @@ Restate says the same thing costs one read per interval and no reconcile. The de
 the only judge (a changed answer is judged by a reconcile, never here); this module only
 times reads.
 
+Every poll reads on its interval's grid (the interval's multiples of the clock: every 30 s
+at :00 and :30), so the polls of all Ready clusters fall due together and run as one burst
+(at most ``READS_AT_ONCE`` in flight). On these machines the CPU of a read is mostly the
+wake-ups around it (the event loop's, gRPC's poller's), not the call: 100 reads spread over
+30 s cost the operator about three times what the same reads cost in one burst
+(``docs/benchmarks.md``). Each cluster still gets one call per interval; no node is asked
+more often, and a node that stops answering shows within one interval as before.
+
 The standing requests live in ``Memory`` (the observation sees them and emits nothing while
 its wish stands); stopping a poll drops it there too, so a reconcile after a lost Lease or
 a restart finds none standing and asks again.
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -34,6 +43,14 @@ HealthRead = Callable[[tuple[str, str], Mapping[str, str], bool], Awaitable[bool
 #: metadata members); the others glance (``read_health``): every 5 minutes at 30 s.
 FULL_READ_EVERY = 10
 Wake = Callable[[], None]
+#: Reads in flight at once across all clusters: a burst of 1000 clusters goes in waves.
+READS_AT_ONCE = 64
+
+
+def next_read(after: float, every: float) -> float:
+    """The first point of the ``every`` grid (its multiples of the clock) at or after
+    ``after``: where a poll whose last read was ``every`` / 2 before ``after`` reads next."""
+    return math.ceil(after / every) * every
 
 
 class HealthPolls:
@@ -49,6 +66,7 @@ class HealthPolls:
         self._read = read
         self._clock = clock
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(READS_AT_ONCE)
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -82,19 +100,24 @@ class HealthPolls:
     async def _poll(self, poll: PollClusterHealth, wake: Wake | None) -> None:
         assert poll.every is not None
         targets = dict(poll.targets)
+        every = poll.every
         known = self._memory.get(poll.health)
-        due = known.read_at + poll.every if isinstance(known, RestateHealth) else self._clock()
+        # Read at once unless a read is fresh; then on the grid, never sooner than half an
+        # interval after the last read nor later than one.
+        last = known.read_at if isinstance(known, RestateHealth) else None
+        due = self._clock() if last is None else next_read(last + every / 2, every)
         polls = 0
         while True:
             await asyncio.sleep(max(0.0, due - self._clock()))
-            started = self._clock()
             polls += 1
             try:
-                changed = await self._read(poll.health, targets, polls % FULL_READ_EVERY == 0)
+                async with self._slots:
+                    changed = await self._read(poll.health, targets, polls % FULL_READ_EVERY == 0)
             except Exception:
                 # Never the poll's end: the next interval reads again.
                 log.exception("operator bug while polling %s's health", poll.key[1])
                 changed = False
             if changed and wake is not None:
                 wake()
-            due = started + poll.every
+            # The next point of the grid, however late this read ended (none is made up).
+            due = next_read(max(due, self._clock()) + every / 2, every)

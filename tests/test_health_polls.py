@@ -30,13 +30,21 @@ class Reads:
 
     def __init__(self, *changed: bool, fail_first: bool = False) -> None:
         self.calls: list[tuple[tuple[str, str], dict[str, str]]] = []
+        self.times: list[float] = []
+        self.in_flight = self.most_in_flight = 0
+        self.takes = 0.0
         self.full: list[bool] = []
         self.script = list(changed)
         self.fail_first = fail_first
 
     async def __call__(self, key: tuple[str, str], targets: Mapping[str, str], full: bool) -> bool:
         self.calls.append((key, dict(targets)))
+        self.times.append(asyncio.get_running_loop().time())
         self.full.append(full)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(self.takes)
+        self.in_flight -= 1
         if self.fail_first and len(self.calls) == 1:
             raise RuntimeError("a bug in a read")
         return self.script.pop(0) if self.script else False
@@ -76,17 +84,45 @@ async def test_every_nth_poll_is_a_full_read(monkeypatch: pytest.MonkeyPatch) ->
     assert reads.full[:6] == [False, False, True, False, False, True]
 
 
-async def test_the_first_read_is_due_an_interval_after_the_last_one() -> None:
+def test_the_next_read_is_the_first_point_of_the_grid_at_or_after() -> None:
+    assert health_polls.next_read(61.0, 30.0) == 90.0
+    assert health_polls.next_read(90.0, 30.0) == 90.0
+    assert health_polls.next_read(0.1, 30.0) == 30.0
+
+
+async def test_reads_fall_on_the_interval_grid_half_an_interval_after_a_fresh_one() -> None:
     memory, reads = Memory(), Reads()
-    memory.put(HEALTH, RestateHealth(read_at=asyncio.get_running_loop().time()))
     clock = asyncio.get_running_loop().time
+    read_at = clock()
+    memory.put(HEALTH, RestateHealth(read_at=read_at))
     polls = HealthPolls(memory, reads, clock)
-    polls.set(_poll(every=0.3), None)
-    await asyncio.sleep(0.1)
-    assert reads.calls == []  # read 0.1 s ago by a reconcile: not due yet
-    await asyncio.sleep(0.35)
-    assert len(reads.calls) == 1
+    every = 0.2
+    polls.set(_poll(every=every), None)
+    await asyncio.sleep(every * 0.45)
+    assert reads.calls == []  # read just now by a reconcile: not due yet
+    await asyncio.sleep(every * 3)
     await polls.close()
+    assert len(reads.calls) >= 2
+    assert reads.times[0] >= read_at + every / 2
+    for at in reads.times:  # each on the grid (the event loop wakes a little late)
+        assert 0 <= at - health_polls.next_read(at - every / 4, every) < every / 4
+    gaps = [b - a for a, b in zip(reads.times, reads.times[1:], strict=False)]
+    assert all(abs(gap - every) < every / 4 for gap in gaps)
+
+
+async def test_clusters_due_together_read_together_a_bounded_number_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(health_polls, "READS_AT_ONCE", 2)
+    reads = Reads()
+    reads.takes = 0.05
+    polls = HealthPolls(Memory(), reads, asyncio.get_running_loop().time)
+    for name in "abcde":
+        key = ("restatecluster-health-poll", name)
+        polls.set(PollClusterHealth(key, ("h", name), TARGETS, 10.0), None)
+    await asyncio.sleep(0.4)  # no read is fresh: each reads at once, two at a time
+    await polls.close()
+    assert (len(reads.calls), reads.most_in_flight) == (5, 2)
 
 
 async def test_a_replaced_poll_reads_the_new_targets_and_a_stopped_one_nothing() -> None:
