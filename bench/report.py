@@ -322,7 +322,8 @@ def health_markdown(h: dict[str, Any], scale: list[dict[str, Any]]) -> list[str]
             "the default (every 30 s on the operator's own clock, a reconcile only when the answer "
             "changed, channels kept between reads); a channel per read "
             "(`--restate-health-channels 0`) opens and closes one per pod each read, as "
-            "before the operator kept them.",
+            "before the operator kept them; reads off, again, repeats the baseline last: its "
+            "difference is this bench's noise.",
         ]
     out += [
         "",
