@@ -356,8 +356,10 @@ class Executor:
             if health.error is not None:
                 log.info("Restate's health unread (%s): %s", key[1], health.error)
             self.memory.put(key, health)
+            if health.says_the_same(known):
+                return False  # so are its figures (most Ready reads: nothing more to do)
             METRICS.record_restate(key[1], health_figures(health))
-            return not health.says_the_same(known)
+            return True
 
     async def _query_restate(self, effect: QueryRestate) -> None:
         """Read Restate's view into memory, one read at a time per Restate; a read that
