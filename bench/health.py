@@ -208,6 +208,15 @@ async def _measure(
             lambda: standin.counts().get("GetIdent", 0) - idents >= n, within
         )
         settled = await scenarios.settle(op)
+        if "--restate-health-seconds" not in args:
+            # The window opens once every cluster's poll has read once, not before: a first
+            # poll waits for the grid point half an interval after the start-up read, and a
+            # window opened earlier would hold one round fewer than the steady state.
+            states = standin.counts().get("GetClusterState", 0)
+            await r.probe.until(
+                lambda: standin.counts().get("GetClusterState", 0) - states >= n, within
+            )
+            await asyncio.sleep(5)  # off the grid: the window holds whole rounds
         pids = r.pids(op)
         before = procstat.sample_all(pids)
         req0 = await scenarios.reading(op)
