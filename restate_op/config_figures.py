@@ -62,6 +62,6 @@ def config_figures(cluster: RestateCluster) -> dict[str, int | None]:
     for figure, (key, default) in RETENTION.items():
         found = spec_value(cluster, key)
         # A variable from a Secret or ConfigMap wins over the file, unseen here: no figure.
-        value = default if found is None else found[1]
+        value = default if found is None else found.value
         figures[figure] = duration_seconds(value) if isinstance(value, str) else None
     return figures

@@ -27,7 +27,7 @@ def config_drift(cluster: RestateCluster, health: RestateHealth | None) -> tuple
     found: list[str] = []
     replication = spec_value(cluster, REPLICATION_KEY)
     if replication is not None and config.replication is not None:
-        field, value = replication
+        field, value = replication.source, replication.value
         wanted, running = replication_nodes(value), replication_nodes(config.replication)
         if wanted is not None and running is not None and wanted != running:
             found.append(
@@ -38,7 +38,7 @@ def config_drift(cluster: RestateCluster, health: RestateHealth | None) -> tuple
             )
     partitions = spec_value(cluster, PARTITIONS_KEY)
     if partitions is not None and config.partitions:
-        field, value = partitions
+        field, value = partitions.source, partitions.value
         try:
             wanted_partitions = int(value)
         except (TypeError, ValueError):

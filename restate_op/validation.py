@@ -185,7 +185,7 @@ def _check_replication(cluster: RestateCluster, doc: dict[str, Any]) -> list[Spe
     found = spec_value(cluster, REPLICATION_KEY, doc=doc)
     if found is None:
         return []
-    field, raw = found[0].split(" ")[0], found[1]
+    field, raw = found.field, found.value
     needed = replication_nodes(raw)
     if needed is None or replicas == 0 or needed <= replicas:
         return []
@@ -211,7 +211,7 @@ def _metadata_server_value(
     default), and where it comes from."""
     name, default = key
     found = spec_value(cluster, "metadata-server", name, doc=doc)
-    return (default, "Restate's default") if found is None else (found[1], found[0])
+    return (default, "Restate's default") if found is None else (found.value, found.source)
 
 
 def _check_metadata_raft(cluster: RestateCluster, doc: dict[str, Any]) -> list[SpecProblem]:

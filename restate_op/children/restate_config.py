@@ -11,7 +11,7 @@ import hashlib
 import struct
 import tomllib
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from restate_op.api.models import RestateCluster
 from restate_op.children.constants import CONFIG_MAP_PREFIX
@@ -90,24 +90,37 @@ def env_name(*path: str) -> str:
     return "RESTATE_" + "__".join(p.upper().replace("-", "_") for p in path)
 
 
+class SpecSetting(NamedTuple):
+    """A Restate setting as the spec gives it (``spec_value``)."""
+
+    #: The spec field holding it: ``spec.compute.env[RESTATE_...]`` or ``spec.config``.
+    field: str
+    #: That field and, in the file, the setting's key: what a message names.
+    source: str
+    #: From a variable, its value (None when from a Secret or ConfigMap); from the file, the
+    #: parsed TOML value.
+    value: Any
+
+
 def spec_value(
     cluster: RestateCluster, *path: str, doc: Mapping[str, Any] | None = None
-) -> tuple[str, Any] | None:
-    """The value the spec gives the Restate setting at ``path`` and the field it comes from:
-    its variable (the last one; None when from a Secret or ConfigMap) over the file, as
-    Restate reads them. None: the spec leaves it to Restate's default.
+) -> SpecSetting | None:
+    """The value the spec gives the Restate setting at ``path``: its variable (the last
+    one) over the file, as Restate reads them. None: the spec leaves it to Restate's
+    default.
 
     ``doc``: the file already parsed (else it is parsed here)."""
     name = env_name(*path)
     entries = env_entries(cluster, name)
     if entries:
-        return f"spec.compute.env[{name}]", entries[-1].value
+        field = f"spec.compute.env[{name}]"
+        return SpecSetting(field, field, entries[-1].value)
     value: Any = doc if doc is not None else parsed_config(cluster) or {}
     for key in path:
         if not isinstance(value, dict) or key not in value:
             return None
         value = value[key]
-    return f"spec.config {'.'.join(path)}", value
+    return SpecSetting("spec.config", f"spec.config {'.'.join(path)}", value)
 
 
 def _user_manages_provisioning(cluster: RestateCluster) -> bool:
